@@ -1,0 +1,1 @@
+"""Audio in: the shared sample ring and the sources that fill it (files, microphone)."""

@@ -1,0 +1,65 @@
+"""Input-device lookup through sounddevice: by index, by name substring, or the default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DeviceError(RuntimeError):
+    """No usable input device; the message names what was asked for."""
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    host_api: str
+    channels: int
+    default_rate: float
+    is_default: bool
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Input devices, the default first."""
+    import sounddevice as sd
+
+    try:
+        devices = sd.query_devices()
+        apis = sd.query_hostapis()
+        default_in = sd.default.device[0]
+    except sd.PortAudioError as exc:
+        raise DeviceError(f"cannot list audio devices: {exc}") from exc
+    found = [
+        InputDevice(i, d["name"], apis[d["hostapi"]]["name"], d["max_input_channels"],
+                    d["default_samplerate"], i == default_in)
+        for i, d in enumerate(devices)
+        if d["max_input_channels"] > 0
+    ]
+    return sorted(found, key=lambda d: (not d.is_default, d.index))
+
+
+def resolve_input_device(spec: int | str | None, want_rate: int) -> tuple[int, str, int]:
+    """(index, name, rate to open at). The model rate if the device accepts it, else its default rate."""
+    import sounddevice as sd
+
+    devices = list_input_devices()
+    if not devices:
+        raise DeviceError("no audio input device found")
+    if spec is None or spec == "":
+        chosen = devices[0]
+    elif isinstance(spec, int) or str(spec).isdigit():
+        matches = [d for d in devices if d.index == int(spec)]
+        if not matches:
+            raise DeviceError(f"no input device with index {spec} (see 'asrlive devices')")
+        chosen = matches[0]
+    else:
+        matches = [d for d in devices if str(spec).lower() in d.name.lower()]
+        if not matches:
+            raise DeviceError(f"no input device whose name contains '{spec}' (see 'asrlive devices')")
+        chosen = matches[0]
+    try:
+        sd.check_input_settings(device=chosen.index, channels=1, samplerate=want_rate, dtype="float32")
+        rate = want_rate
+    except (sd.PortAudioError, ValueError):
+        rate = int(chosen.default_rate)
+    return chosen.index, chosen.name, rate

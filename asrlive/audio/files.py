@@ -1,0 +1,67 @@
+"""Audio files in: any rate and channel count soundfile reads, mixed to mono, resampled by soxr."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioFileError(ValueError):
+    """A file that cannot be used as audio; the message names the file and the reason."""
+
+
+def _open(path: Path) -> sf.SoundFile:
+    if not path.exists():
+        raise AudioFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioFileError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioFileError(f"{path}: file is empty")
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioFileError(f"{path}: not a readable audio file ({exc})") from exc
+
+
+def file_info(path: Path) -> tuple[int, int, float]:
+    """(sample rate, channels, seconds) of an audio file."""
+    with _open(Path(path)) as f:
+        return f.samplerate, f.channels, f.frames / f.samplerate if f.samplerate else 0.0
+
+
+def iter_file_blocks(path: Path | str, sample_rate: int, block_seconds: float = 0.5) -> Iterator[np.ndarray]:
+    """Yield mono float32 blocks at ``sample_rate``, reading the file incrementally, so memory
+    stays bounded however long the file is."""
+    path = Path(path)
+    with _open(path) as f:
+        native = f.samplerate
+        resampler = None if native == sample_rate else soxr.ResampleStream(native, sample_rate, 1, dtype="float32", quality="HQ")
+        block_frames = max(1, int(block_seconds * native))
+        any_frames = False
+        while True:
+            try:
+                data = f.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioFileError(f"{path}: truncated or corrupt audio ({exc})") from exc
+            last = len(data) < block_frames
+            any_frames |= len(data) > 0
+            mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+            if not np.all(np.isfinite(mono)):
+                raise AudioFileError(f"{path}: contains NaN or infinite samples")
+            out = mono if resampler is None else resampler.resample_chunk(mono, last=last)
+            if len(out):
+                yield np.ascontiguousarray(out, dtype=np.float32)
+            if last:
+                break
+        if not any_frames:
+            raise AudioFileError(f"{path}: contains no audio samples")
+
+
+def read_file(path: Path | str, sample_rate: int) -> np.ndarray:
+    """The whole file as one mono float32 array at ``sample_rate``."""
+    blocks = list(iter_file_blocks(path, sample_rate, block_seconds=10.0))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)

@@ -1,0 +1,190 @@
+"""Sources that fill an AudioRing at the model's sample rate: a file (fast or paced) and a microphone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import soxr
+
+from .files import iter_file_blocks
+from .ring import AudioRing
+
+
+class AudioSource(Protocol):
+    """Something that writes into a ring from its own thread or callback until stopped or done."""
+
+    ring: AudioRing
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+
+class FileSource:
+    """Streams a file into the ring: as fast as the reader consumes it (lossless), or paced at
+    ``speed`` times real time. Closes the ring at the end."""
+
+    def __init__(self, path: Path | str, ring: AudioRing, realtime: bool = False, speed: float = 1.0,
+                 block_seconds: float = 0.05):
+        self.path = Path(path)
+        self.ring = ring
+        self.realtime = realtime
+        self.speed = speed
+        self.block_seconds = block_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="asrlive-file", daemon=True)
+        self._error: BaseException | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.ring.wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            t0 = time.monotonic()
+            sent = 0
+            for block in iter_file_blocks(self.path, self.ring.sample_rate, self.block_seconds):
+                if self.realtime:
+                    # Pace by the wall clock; waiting on the stop event keeps Stop immediate.
+                    due = t0 + sent / self.ring.sample_rate / self.speed
+                    delay = due - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                for piece in np.array_split(block, -(-len(block) // self.ring.capacity)):
+                    if not self.ring.write(piece, wait_for_room=not self.realtime, stop=self._stop):
+                        break
+                sent += len(block)
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # reported to the consumer, which decides how to show it
+            self._error = exc
+        finally:
+            self.ring.close()
+
+
+class ArraySource(FileSource):
+    """An in-memory signal streamed like a file (tests, benchmarks, synthetic input)."""
+
+    def __init__(self, samples: np.ndarray, ring: AudioRing, realtime: bool = False, speed: float = 1.0,
+                 block_seconds: float = 0.05):
+        super().__init__(Path("<array>"), ring, realtime, speed, block_seconds)
+        self.samples = np.asarray(samples, dtype=np.float32)
+
+    def _run(self) -> None:
+        block = max(1, int(self.block_seconds * self.ring.sample_rate))
+        self._blocks = (self.samples[i:i + block] for i in range(0, len(self.samples), block))
+        try:
+            t0, sent = time.monotonic(), 0
+            for piece in self._blocks:
+                if self.realtime:
+                    delay = t0 + sent / self.ring.sample_rate / self.speed - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                if not self.ring.write(piece, wait_for_room=not self.realtime, stop=self._stop):
+                    break
+                sent += len(piece)
+        finally:
+            self.ring.close()
+
+
+class MicSource:
+    """Captures a sounddevice input stream into the ring.
+
+    The PortAudio callback only copies into a preallocated native-rate ring and counts overflows.
+    When the device cannot run at the model rate, a relay thread resamples with soxr from that
+    ring into the model-rate ring, outside the callback.
+    """
+
+    def __init__(self, ring: AudioRing, device: int | str | None = None, block_ms: float = 20.0):
+        import sounddevice as sd  # PortAudio is loaded only when a microphone is used
+
+        from .devices import resolve_input_device
+
+        self._sd = sd
+        self.ring = ring
+        self.device_index, self.device_name, native_rate = resolve_input_device(device, ring.sample_rate)
+        self.native_rate = native_rate
+        self.block_frames = max(1, int(native_rate * block_ms / 1000))
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self.level = 0.0  # peak of the last block, for a level meter
+        self.clipped_blocks = 0
+        if native_rate == ring.sample_rate:
+            self._capture_ring = ring
+            self._relay = None
+        else:
+            self._capture_ring = AudioRing(native_rate * 4, native_rate)
+            self._relay = threading.Thread(target=self._relay_run, name="asrlive-resample", daemon=True)
+        self._stream = sd.InputStream(
+            device=self.device_index, channels=1, samplerate=native_rate, dtype="float32",
+            blocksize=self.block_frames, callback=self._callback, finished_callback=self._finished,
+        )
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        if status.input_overflow:
+            self.ring.input_overflows += 1
+        mono = indata[:, 0]
+        self._capture_ring.write(mono)
+        peak = float(np.max(np.abs(mono))) if frames else 0.0
+        self.level = peak
+        if peak >= 0.999:
+            self.clipped_blocks += 1
+
+    def _finished(self) -> None:
+        if not self._stop.is_set():
+            self._error = RuntimeError(f"input device '{self.device_name}' stopped delivering audio")
+        self._capture_ring.close()
+        if self._relay is None:
+            self.ring.close()
+
+    def _relay_run(self) -> None:
+        resampler = soxr.ResampleStream(self.native_rate, self.ring.sample_rate, 1, dtype="float32")
+        cursor = 0
+        while True:
+            have = self._capture_ring.wait_for(cursor + self.block_frames, self._stop)
+            end = self._capture_ring.written
+            if end > cursor:
+                start = max(cursor, self._capture_ring.oldest)
+                block = self._capture_ring.read(start, end)
+                if block is not None:
+                    self.ring.write(resampler.resample_chunk(block))
+                cursor = end
+            if not have and (self._capture_ring.closed or self._stop.is_set()):
+                break
+        self.ring.close()
+
+    def start(self) -> None:
+        if self._relay is not None:
+            self._relay.start()
+        self._stream.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except self._sd.PortAudioError:
+            pass  # the device may already be gone; the ring is closed below either way
+        self._capture_ring.close()
+        if self._relay is not None and self._relay.is_alive():
+            self._relay.join()
+        self.ring.close()

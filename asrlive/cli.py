@@ -1,0 +1,236 @@
+"""Command line: ``asrlive rf | transcribe | devices | gui``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_MODEL = 4
+EXIT_DEVICE = 5
+
+
+class CLIError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+    return values
+
+
+def _cmd_rf(args: argparse.Namespace) -> int:
+    from .geometry import Geometry, format_table, layer_fields
+    from .model import ModelLoadError, load_geometry
+
+    if (args.kernels is None) != (args.strides is None):
+        raise CLIError("--kernels and --strides go together", EXIT_USAGE)
+    if args.kernels is not None:
+        if args.model is not None:
+            raise CLIError("give either --model or --kernels/--strides, not both", EXIT_USAGE)
+        try:
+            fields = layer_fields(args.kernels, args.strides, args.fs)
+        except ValueError as exc:
+            raise CLIError(str(exc), EXIT_USAGE) from exc
+        geometry = Geometry(tuple(args.kernels), tuple(args.strides), args.fs)
+        title = f"kernels {args.kernels}, strides {args.strides}, {args.fs} Hz"
+    else:
+        try:
+            geometry = load_geometry(args.model)
+        except ModelLoadError as exc:
+            raise CLIError(str(exc), EXIT_MODEL) from exc
+        fields = geometry.layers
+        title = f"model {args.model or 'embedded default'}"
+    if args.json:
+        record = geometry.as_dict()
+        record["source"] = title
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"Receptive field: {title}")
+    print(format_table(fields))
+    print(f"conv RF {geometry.rf} samples ({geometry.rf * 1000 / geometry.sample_rate:.2f} ms), "
+          f"frame step {geometry.jump} samples ({geometry.frame_ms:.2f} ms, {geometry.frame_rate:.2f} frames/s)")
+    if geometry.pos_conv_kernel:
+        print(f"positional conv: {geometry.pos_conv_kernel} frames -> {geometry.rf_with_pos_conv} samples "
+              f"({geometry.rf_with_pos_conv * 1000 / geometry.sample_rate:.0f} ms) before attention, "
+              "which sees the whole window")
+    if geometry.feat_extract_norm == "group":
+        print("feat_extract_norm=group: GroupNorm over time in conv layer 0 makes every frame depend on the whole window")
+    if geometry.do_normalize:
+        print("do_normalize=True: per-window input normalisation makes every frame depend on the whole window")
+    return 0
+
+
+def _progress_printer(total_samples: int):
+    def show(done: int) -> None:
+        frac = min(1.0, done / max(1, total_samples))
+        bar = "#" * int(frac * 30)
+        print(f"\r[{bar:<30}] {frac * 100:5.1f}%", end="", file=sys.stderr, flush=True)
+    return show
+
+
+def _outputs_for(paths: list[Path], out: Path | None, ext: str) -> list[Path | None]:
+    if out is None:
+        return [None] * len(paths)
+    if len(paths) == 1 and not out.is_dir():
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    return [out / f"{p.stem}.{ext}" for p in paths]
+
+
+def _render(transcript, fmt: str) -> str:
+    from .export import to_srt, to_vtt
+
+    if fmt == "txt":
+        return transcript.text + "\n"
+    if fmt == "json":
+        return json.dumps(transcript.as_dict()) + "\n"
+    if fmt == "srt":
+        return to_srt(transcript.words)
+    return to_vtt(transcript.words)
+
+
+def _save_emissions(path: Path, transcript, model) -> None:
+    g = model.geometry
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, log_probs=transcript.log_probs, vocab=np.array(model.vocab),
+                        blank_id=model.blank_id, frame_seconds=g.jump / g.sample_rate,
+                        sample_rate=g.sample_rate, rf_samples=g.rf, jump_samples=g.jump)
+    tmp.replace(path)
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from .audio.files import AudioFileError, file_info
+    from .export import write_atomic
+    from .model import ModelLoadError, configure_torch_threads, load_model
+    from .planner import ChunkPlan, ChunkSettings
+    from .transcribe import offline_file, stream_file
+
+    configure_torch_threads(args.threads)
+    try:
+        model = load_model(args.model, device=args.device, half=args.half)
+    except ModelLoadError as exc:
+        raise CLIError(str(exc), EXIT_MODEL) from exc
+    try:
+        plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms))
+    except ValueError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from exc
+    paths = [Path(p) for p in args.audio]
+    outputs = _outputs_for(paths, args.output, args.format)
+    emissions = _outputs_for(paths, args.emissions, "npz")
+    failures = 0
+    for path, out, em in zip(paths, outputs, emissions):
+        try:
+            if args.offline:
+                transcript = offline_file(model, path)
+            else:
+                progress = None
+                if sys.stderr.isatty():
+                    rate, _, seconds = file_info(path)
+                    if seconds > 30:
+                        progress = _progress_printer(int(seconds * model.sample_rate))
+                transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress)
+                if progress is not None:
+                    print(file=sys.stderr)
+        except AudioFileError as exc:
+            print(f"asrlive: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        text = _render(transcript, args.format)
+        if out is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_atomic(out, text)
+        if em is not None:
+            _save_emissions(em, transcript, model)
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .audio.devices import DeviceError, list_input_devices
+
+    try:
+        devices = list_input_devices()
+    except (DeviceError, OSError) as exc:
+        raise CLIError(str(exc), EXIT_DEVICE) from exc
+    if args.json:
+        print(json.dumps([d.__dict__ for d in devices], indent=2))
+        return 0
+    if not devices:
+        print("no audio input devices found")
+        return EXIT_DEVICE
+    for d in devices:
+        mark = "*" if d.is_default else " "
+        print(f"{mark} {d.index:3d}  {d.name}  [{d.host_api}, {d.channels} ch, {d.default_rate:.0f} Hz]")
+    return 0
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from .gui.app import run_app
+
+    return run_app(model=args.model, audio_file=args.file)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrlive", description="Real-time wav2vec2 CTC speech recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rf = sub.add_parser("rf", help="receptive-field table of a model or of kernel/stride lists")
+    rf.add_argument("--model", help="model folder or hub id (default: the embedded model)")
+    rf.add_argument("--kernels", type=_int_list, help="e.g. 10,3,3,3,3,2,2")
+    rf.add_argument("--strides", type=_int_list, help="e.g. 5,2,2,2,2,2,2")
+    rf.add_argument("--fs", type=int, default=16000, help="sample rate for --kernels/--strides (Hz)")
+    rf.add_argument("--json", action="store_true", help="machine-readable output")
+    rf.set_defaults(func=_cmd_rf)
+
+    tr = sub.add_parser("transcribe", help="transcribe audio files")
+    tr.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG; any rate and channel count)")
+    tr.add_argument("--model", help="model folder or hub id (default: the embedded model)")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    tr.add_argument("--half", action="store_true", help="float16 weights on a GPU")
+    tr.add_argument("--chunk-ms", type=float, default=1000.0, help="hop: audio committed per window")
+    tr.add_argument("--left-ms", type=float, default=2000.0, help="left context per window")
+    tr.add_argument("--right-ms", type=float, default=500.0, help="right context (look-ahead) per window")
+    tr.add_argument("--offline", action="store_true", help="one pass over the whole file instead of streaming")
+    tr.add_argument("--realtime", action="store_true", help="feed the file at real-time pace")
+    tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    tr.add_argument("--emissions", type=Path, help="save per-frame log-probs (.npz; a folder for several files)")
+    tr.add_argument("-o", "--output", type=Path, help="output file (a folder for several files)")
+    tr.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
+    tr.set_defaults(func=_cmd_transcribe)
+
+    dv = sub.add_parser("devices", help="list audio input devices")
+    dv.add_argument("--json", action="store_true")
+    dv.set_defaults(func=_cmd_devices)
+
+    gui = sub.add_parser("gui", help="open the desktop app (the default command)")
+    gui.add_argument("--model", help="model folder or hub id (default: the embedded model)")
+    gui.add_argument("--file", type=Path, help="start in file mode with this audio file")
+    gui.set_defaults(func=_cmd_gui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv or ["gui"])
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"asrlive: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130

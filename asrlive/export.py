@@ -1,0 +1,64 @@
+"""Transcript files: TXT, JSON, SRT and WebVTT, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .decoder import TimedWord
+
+MAX_CUE_CHARS = 42
+MAX_CUE_SECONDS = 6.0
+
+
+def _cues(words: list[TimedWord]) -> list[tuple[float, float, str]]:
+    cues: list[tuple[float, float, str]] = []
+    current: list[TimedWord] = []
+    for w in words:
+        text = " ".join(x.text for x in current + [w])
+        if current and (len(text) > MAX_CUE_CHARS or w.end - current[0].start > MAX_CUE_SECONDS):
+            cues.append((current[0].start, current[-1].end, " ".join(x.text for x in current)))
+            current = []
+        current.append(w)
+    if current:
+        cues.append((current[0].start, current[-1].end, " ".join(x.text for x in current)))
+    return cues
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(words: list[TimedWord]) -> str:
+    blocks = [f"{i}\n{_stamp(a, ',')} --> {_stamp(b, ',')}\n{t}\n" for i, (a, b, t) in enumerate(_cues(words), 1)]
+    return "\n".join(blocks)
+
+
+def to_vtt(words: list[TimedWord]) -> str:
+    blocks = [f"{_stamp(a, '.')} --> {_stamp(b, '.')}\n{t}\n" for a, b, t in _cues(words)]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def to_json(record: dict | list) -> str:
+    return json.dumps(record, indent=2) + "\n"
+
+
+def write_atomic(path: Path | str, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,223 @@
+"""Loading a Hugging Face CTC model (wav2vec2, HuBERT, WavLM, data2vec-audio) and running it.
+
+One path for every model: the embedded default, a local folder, or a hub id all go through the
+Auto classes. Weights load from safetensors when the model has them, remote code never runs,
+and the network is touched only when the user names a hub id that is not cached.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .geometry import Geometry
+
+EMBEDDED_MODEL_NAME = "asrlive-tiny-en"
+
+
+class ModelLoadError(RuntimeError):
+    """The named model cannot be used; the message says why in one line."""
+
+
+def embedded_model_dir() -> Path:
+    """Where the shipped default model lives: in the package when installed, in models/ in a checkout."""
+    packaged = Path(__file__).resolve().parent / "embedded_model"
+    if (packaged / "config.json").exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "models" / EMBEDDED_MODEL_NAME
+
+
+def configure_torch_threads(threads: int | None = None) -> int:
+    """Leave a core for audio capture and the GUI: torch gets all but one unless told otherwise."""
+    import torch
+
+    n = threads if threads else max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_geometry(source: str | os.PathLike | None = None) -> Geometry:
+    """The model's geometry from its config files alone (no weights loaded)."""
+    from transformers import AutoConfig, AutoFeatureExtractor
+
+    _quiet_transformers()
+    where = str(embedded_model_dir() if source is None else Path(source).expanduser())
+    local = Path(where).is_dir()
+    try:
+        config = AutoConfig.from_pretrained(where, local_files_only=local, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{where}: no readable model config ({type(exc).__name__})") from exc
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(where, local_files_only=local, trust_remote_code=False)
+        rate, norm = int(extractor.sampling_rate), bool(getattr(extractor, "do_normalize", False))
+    except (OSError, ValueError):
+        rate, norm = 16000, None
+    try:
+        return Geometry.from_config(config, sample_rate=rate, do_normalize=norm)
+    except ValueError as exc:
+        raise ModelLoadError(f"{where}: {exc}") from exc
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f"device '{requested}' asked for, but CUDA is not available here")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError("device 'mps' asked for, but MPS is not available here")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class CTCModel:
+    """A loaded CTC acoustic model with what streaming needs to know about it."""
+
+    model: object
+    name: str
+    vocab: list[str]
+    blank_id: int
+    word_delimiter: str | None
+    geometry: Geometry
+    device: str
+    dtype: object
+    do_normalize: bool
+
+    def __post_init__(self) -> None:
+        # Inference on one model from two threads at once is not safe on every backend.
+        self._lock = threading.Lock()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.geometry.sample_rate
+
+    def log_probs(self, samples: np.ndarray) -> np.ndarray:
+        """Per-frame log-probabilities (frames x vocab, float32) for one window of samples."""
+        import torch
+
+        n_frames = self.geometry.frames(len(samples))
+        if n_frames == 0:
+            return np.zeros((0, len(self.vocab)), np.float32)
+        x = np.asarray(samples, dtype=np.float32)
+        if self.do_normalize:
+            # What the model's feature extractor does: zero mean, unit variance over the window.
+            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        with self._lock, torch.inference_mode():
+            inputs = torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device, self.dtype)
+            logits = self.model(inputs).logits[0]
+            out = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+        if out.shape[0] != n_frames:
+            raise RuntimeError(f"model gave {out.shape[0]} frames for {len(samples)} samples, geometry says {n_frames}")
+        return out
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    parts = source.split("/")
+    return 1 <= len(parts) <= 2 and all(parts) and not source.startswith((".", "~"))
+
+
+def load_model(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False) -> CTCModel:
+    """Load a CTC model from a local folder or a hub id (``None``: the embedded default)."""
+    import torch
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+
+    _quiet_transformers()
+    if source is None:
+        path = embedded_model_dir()
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"the embedded model is missing from {path}; pass --model")
+        source = path
+    path = Path(source).expanduser()
+    local = path.exists()
+    if local and not path.is_dir():
+        raise ModelLoadError(f"{path}: a model is a folder with config.json, not a file")
+    if not local and not _looks_like_hub_id(str(source)):
+        raise ModelLoadError(f"{source}: no such folder, and not a hub id of the form 'org/name'")
+    where = str(path) if local else str(source)
+    common = {"trust_remote_code": False}
+
+    def fetch(loader, **kw):
+        if local:
+            return loader.from_pretrained(where, local_files_only=True, **common, **kw)
+        try:
+            return loader.from_pretrained(where, local_files_only=True, **common, **kw)
+        except OSError:
+            pass  # not cached: ask the hub, which is where a user who named a hub id expects to go
+        try:
+            return loader.from_pretrained(where, **common, **kw)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"{where}: cannot load from the Hugging Face hub (offline, or no such model) "
+                f"and it is not in the local cache"
+            ) from exc
+
+    if local and not (path / "config.json").exists():
+        raise ModelLoadError(f"{path}: not a model folder (no config.json)")
+    try:
+        config = fetch(AutoConfig)
+    except ValueError as exc:
+        raise ModelLoadError(f"{where}: unreadable model config ({exc})") from exc
+    if config.model_type not in MODEL_FOR_CTC_MAPPING_NAMES or not any(
+        a.endswith("ForCTC") for a in (config.architectures or [])
+    ):
+        raise ModelLoadError(f"{where}: not a CTC model (model type '{config.model_type}', "
+                             f"architectures {config.architectures})")
+    try:
+        tokenizer = fetch(AutoTokenizer)
+    except (OSError, ValueError, TypeError, ModelLoadError) as exc:
+        raise ModelLoadError(f"{where}: no usable CTC vocabulary (vocab.json / tokenizer files)") from exc
+    if getattr(tokenizer, "pad_token_id", None) is None or not tokenizer.get_vocab():
+        raise ModelLoadError(f"{where}: the tokenizer has no vocabulary or no pad (blank) token")
+    try:
+        extractor = fetch(AutoFeatureExtractor)
+        sample_rate = int(getattr(extractor, "sampling_rate", 16000))
+        do_normalize = bool(getattr(extractor, "do_normalize", False))
+    except (OSError, ValueError, ModelLoadError):
+        sample_rate, do_normalize = 16000, True  # wav2vec2 defaults when no preprocessor_config.json
+
+    dev = pick_device(device)
+    dtype = torch.float16 if half and dev != "cpu" else torch.float32
+    has_safetensors = (not local) or any(path.glob("*.safetensors"))
+    try:
+        model = fetch(AutoModelForCTC, use_safetensors=has_safetensors or None, dtype=dtype)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{where}: weights do not load ({exc})") from exc
+    model.to(dev).eval()
+
+    vocab_map = tokenizer.get_vocab()
+    vocab = [""] * (max(vocab_map.values()) + 1)
+    for sym, i in vocab_map.items():
+        vocab[i] = sym
+    out_dim = model.config.vocab_size
+    if len(vocab) < out_dim:
+        vocab += [f"<{i}>" for i in range(len(vocab), out_dim)]
+    vocab = vocab[:out_dim]
+    delim = getattr(tokenizer, "word_delimiter_token", None)
+    return CTCModel(
+        model=model,
+        name=str(source),
+        vocab=vocab,
+        blank_id=int(tokenizer.pad_token_id),
+        word_delimiter=delim if delim in vocab_map else None,
+        geometry=Geometry.from_config(config, sample_rate=sample_rate, do_normalize=do_normalize),
+        device=dev,
+        dtype=dtype,
+        do_normalize=do_normalize,
+    )

@@ -1,0 +1,129 @@
+"""Whole-file transcription through the streaming core (or one offline pass), with a summary."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio.files import file_info, read_file
+from .audio.ring import AudioRing
+from .audio.sources import ArraySource, FileSource
+from .decoder import GreedyCTCDecoder, TimedWord
+from .emissions import WindowTiming
+from .model import CTCModel
+from .planner import ChunkPlan
+from .worker import StreamWorker
+
+RING_SECONDS = 60.0
+
+
+@dataclass
+class Transcript:
+    source: str
+    text: str
+    words: list[TimedWord]
+    log_probs: np.ndarray
+    duration_s: float
+    plan: ChunkPlan | None
+    timings: list[WindowTiming]
+    offline_compute_s: float | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.log_probs)
+
+    def timing_summary(self) -> dict[str, float | int]:
+        if self.plan is None:
+            compute = self.offline_compute_s or 0.0
+            return {"windows": 1, "compute_total_s": round(compute, 4),
+                    "real_time_factor": round(compute / self.duration_s, 4) if self.duration_s else 0.0}
+        compute = np.array([t.compute for t in self.timings]) if self.timings else np.zeros(1)
+        wait = np.array([t.queue_wait for t in self.timings]) if self.timings else np.zeros(1)
+        return {
+            "windows": len(self.timings),
+            "compute_p50_ms": round(float(np.percentile(compute, 50)) * 1000, 3),
+            "compute_p95_ms": round(float(np.percentile(compute, 95)) * 1000, 3),
+            "queue_wait_p50_ms": round(float(np.percentile(wait, 50)) * 1000, 3),
+            "queue_wait_p95_ms": round(float(np.percentile(wait, 95)) * 1000, 3),
+            "compute_total_s": round(float(compute.sum()), 4),
+            "real_time_factor": round(float(compute.sum()) / self.duration_s, 4) if self.duration_s else 0.0,
+        }
+
+    def as_dict(self) -> dict:
+        g = None if self.plan is None else self.plan.describe()
+        return {
+            "path": self.source,
+            "text": self.text,
+            "words": [w.as_dict() for w in self.words],
+            "frames": self.n_frames,
+            "duration_s": round(self.duration_s, 4),
+            "mode": "offline" if self.plan is None else "streaming",
+            "settings": g,
+            "timing": self.timing_summary(),
+        }
+
+
+def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSource], plan: ChunkPlan,
+                name: str, progress: Callable[[int], None] | None) -> Transcript:
+    ring = AudioRing(int(RING_SECONDS * model.sample_rate), model.sample_rate)
+    source = source_factory(ring)
+    worker = StreamWorker(model, ring, plan)
+    done = threading.Event()
+    if progress is not None:
+        def report() -> None:
+            while not done.wait(0.2):
+                progress(worker.store.n_frames * model.geometry.jump)
+        threading.Thread(target=report, daemon=True).start()
+    source.start()
+    try:
+        worker.run()
+    finally:
+        done.set()
+        source.stop()
+    if source.error is not None:
+        raise source.error
+    if worker.error is not None:
+        raise worker.error
+    worker.decoder.feed(worker.store.n_frames, np.zeros((0, len(model.vocab)), np.float32))
+    return Transcript(
+        source=name,
+        text=worker.decoder.committed_text(),
+        words=worker.decoder.timed_words(),
+        log_probs=worker.store.all_frames(),
+        duration_s=ring.written / model.sample_rate,
+        plan=plan,
+        timings=list(worker.store.timings),
+    )
+
+
+def stream_file(model: CTCModel, path: Path | str, plan: ChunkPlan, realtime: bool = False,
+                progress: Callable[[int], None] | None = None) -> Transcript:
+    """Stream a file through ring, planner, worker and decoder, as the live app does."""
+    file_info(Path(path))  # fail early, in this thread, on a file that cannot be opened
+    return _run_stream(model, lambda ring: FileSource(path, ring, realtime=realtime), plan, str(path), progress)
+
+
+def stream_samples(model: CTCModel, samples: np.ndarray, plan: ChunkPlan, name: str = "<array>") -> Transcript:
+    return _run_stream(model, lambda ring: ArraySource(samples, ring), plan, name, None)
+
+
+def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>") -> Transcript:
+    """One forward pass over the whole signal: the reference that streaming is compared with."""
+    import time
+
+    t0 = time.monotonic()
+    log_probs = model.log_probs(samples)
+    compute = time.monotonic() - t0
+    g = model.geometry
+    decoder = GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
+    decoder.feed(0, log_probs)
+    return Transcript(name, decoder.committed_text(), decoder.timed_words(), log_probs,
+                      len(samples) / model.sample_rate, None, [], compute)
+
+
+def offline_file(model: CTCModel, path: Path | str) -> Transcript:
+    return offline_samples(model, read_file(path, model.sample_rate), str(path))

@@ -1,0 +1,185 @@
+"""The CTC worker: waits on the ring, runs the model on each planned window, keeps the hop's frames.
+
+``StreamWorker.run`` is the whole loop; a thread runs it for live use, the CLI and tests call it
+directly once the source is started. Plans may be swapped while streaming: the next window uses
+the new one, and the committed-frame cursor carries on, so no frame is emitted twice or skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .audio.ring import AudioRing
+from .decoder import GreedyCTCDecoder
+from .emissions import EmissionStore, WindowTiming
+from .model import CTCModel
+from .planner import ChunkPlan, Window
+
+# How far behind the newest left context may reach; the ring frees older samples for writers.
+MAX_LEFT_CONTEXT_S = 10.0
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """An immutable view of progress, published after every window for any reader thread."""
+
+    committed_text: str = ""
+    tentative_text: str = ""
+    committed_frames: int = 0
+    windows: int = 0
+    skipped_samples: int = 0
+    backlog_samples: int = 0
+    finished: bool = False
+    error: str | None = None
+    plan: dict = field(default_factory=dict)
+
+
+class StreamWorker:
+    def __init__(self, model: CTCModel, ring: AudioRing, plan: ChunkPlan, *, live: bool = False,
+                 max_backlog_s: float = 3.0):
+        if ring.sample_rate != model.sample_rate:
+            raise ValueError(f"ring at {ring.sample_rate} Hz, model at {model.sample_rate} Hz")
+        self.model = model
+        self.ring = ring
+        self._plan = plan
+        self.live = live
+        self.max_backlog_samples = int(max_backlog_s * ring.sample_rate)
+        self.store = EmissionStore(len(model.vocab))
+        g = model.geometry
+        self.decoder = GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
+        self.skipped_samples = 0
+        self.error: BaseException | None = None
+        self.status = StreamStatus(plan=plan.describe())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._windows = 0
+        self._tentative = ""
+
+    @property
+    def plan(self) -> ChunkPlan:
+        return self._plan
+
+    def set_plan(self, plan: ChunkPlan) -> None:
+        """Use ``plan`` from the next window on."""
+        if plan.geometry != self.model.geometry:
+            raise ValueError("plan made for another model's geometry")
+        self._plan = plan
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="asrlive-ctc", daemon=True)
+        self._thread.start()
+
+    def abort(self) -> None:
+        """Stop after the current window without draining (window closing, app exit)."""
+        self._stop.set()
+        self.ring.wake()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        """Process windows until the ring is closed and drained, or ``abort`` is called."""
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._publish(finished=True)
+
+    def _loop(self) -> None:
+        g = self.model.geometry
+        commit_from = 0
+        while not self._stop.is_set():
+            plan = self._plan
+            window = plan.window(commit_from)
+            have = self.ring.wait_for(window.end_sample, self._stop)
+            if self._stop.is_set():
+                return
+            if not have:
+                total = g.frames(self.ring.written)
+                if commit_from >= total:
+                    return  # closed and every frame emitted
+                window = plan.window(commit_from, total_frames=total)
+            if self.live:
+                commit_from = self._skip_if_behind(plan, commit_from)
+                window = plan.window(commit_from) if have else window
+            window = self._fit_to_ring(plan, window)
+            if window is None:  # the audio for these frames is gone (overwritten): skip past it
+                commit_from = self._skip_to(g.frames(self.ring.written) - plan.hop_frames - plan.right_frames, commit_from)
+                continue
+            self._process(window)
+            commit_from = window.commit_to
+            keep_from = max(0, plan.window(commit_from).start_sample - int(MAX_LEFT_CONTEXT_S * g.sample_rate))
+            self.ring.release(keep_from)
+
+    def _skip_to(self, frame: int, commit_from: int) -> int:
+        if frame <= commit_from:
+            return commit_from
+        self.skipped_samples += (frame - commit_from) * self.model.geometry.jump
+        self.decoder.skip_to(frame)
+        return frame
+
+    def _skip_if_behind(self, plan: ChunkPlan, commit_from: int) -> int:
+        """Live policy: when the backlog passes max_backlog, drop the oldest audio and jump to the
+        newest complete window, so the transcript stays live; the gap is counted and left as NaN
+        frames in the store."""
+        window = plan.window(commit_from)
+        if self.ring.written - window.end_sample <= self.max_backlog_samples:
+            return commit_from
+        newest = self.model.geometry.frames(self.ring.written) - plan.hop_frames - plan.right_frames
+        return self._skip_to(newest, commit_from)
+
+    def _fit_to_ring(self, plan: ChunkPlan, window: Window) -> Window | None:
+        """Shrink the left context if its oldest samples are no longer in the ring."""
+        if window.start_sample >= self.ring.oldest:
+            return window
+        g = self.model.geometry
+        first = -(-self.ring.oldest // g.jump)
+        if first > window.commit_from:
+            return None
+        return Window(first, window.commit_from, window.commit_to, window.end_frame,
+                      first * g.jump, window.end_sample)
+
+    def _process(self, window: Window) -> None:
+        g = self.model.geometry
+        audio_ready = self.ring.time_of(window.end_sample - 1)
+        hop_end = g.samples_for_frames(window.commit_to - window.first_frame) + window.start_sample
+        hop_ready = self.ring.time_of(hop_end - 1)
+        samples = self.ring.read(window.start_sample, window.end_sample)
+        if samples is None:
+            raise RuntimeError("window audio was overwritten while reading it")
+        started = time.monotonic()
+        log_probs = self.model.log_probs(samples)
+        finished = time.monotonic()
+        lo, hi = window.commit_from - window.first_frame, window.commit_to - window.first_frame
+        self.store.commit(window.commit_from, log_probs[lo:hi])
+        self.decoder.feed(window.commit_from, log_probs[lo:hi])
+        self.store.set_tentative(window.commit_to, log_probs[hi:])
+        self._tentative = self.decoder.preview(log_probs[hi:])
+        self.store.add_timing(WindowTiming(self._windows, window.first_frame, window.commit_from,
+                                           window.commit_to, window.end_frame, audio_ready, hop_ready,
+                                           started, finished))
+        self._windows += 1
+        self._publish()
+
+    def _publish(self, finished: bool = False) -> None:
+        self.status = StreamStatus(
+            committed_text=self.decoder.committed_text(),
+            tentative_text="" if finished else self._tentative,
+            committed_frames=self.store.n_frames,
+            windows=self._windows,
+            skipped_samples=self.skipped_samples,
+            backlog_samples=max(0, self.ring.written - self.store.n_frames * self.model.geometry.jump),
+            finished=finished,
+            error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            plan=self._plan.describe(),
+        )

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny random-initialised CTC models in temp folders, synthetic speech."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+
+from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def make_tiny_model(folder: Path, *, norm: str = "layer", do_normalize: bool = False, seed: int = 0,
+                    conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                    with_vocab: bool = True) -> Path:
+    """A small random Wav2Vec2ForCTC saved in Hugging Face format (same path as any real model)."""
+    import torch
+    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor,
+                              Wav2Vec2ForCTC)
+
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(
+        vocab_size=len(CHAR_VOCAB), pad_token_id=CHAR_VOCAB[BLANK],
+        conv_dim=tuple(16 for _ in conv_kernel), conv_kernel=tuple(conv_kernel), conv_stride=tuple(conv_stride),
+        conv_bias=True, feat_extract_norm=norm, do_stable_layer_norm=(norm == "layer"),
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    Wav2Vec2ForCTC(config).save_pretrained(folder, safe_serialization=True)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                             do_normalize=do_normalize, return_attention_mask=True).save_pretrained(folder)
+    if with_vocab:
+        (folder / "vocab.json").write_text(json.dumps(CHAR_VOCAB))
+        Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), pad_token=BLANK,
+                             word_delimiter_token=WORD_DELIMITER).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from asrlive.model import configure_torch_threads, load_model
+
+    configure_torch_threads(1)
+    return load_model(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    from asrlive.model import configure_torch_threads, embedded_model_dir, load_model
+
+    if not (embedded_model_dir() / "config.json").exists():
+        pytest.fail(f"the embedded model is missing from {embedded_model_dir()}")
+    configure_torch_threads(1)
+    return load_model(None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def spoken_sentence() -> tuple[np.ndarray, str]:
+    """A held-out sentence spoken by a held-out voice variant, at 16 kHz."""
+    from asrlive.synth import Voice, synthesize
+
+    text = "THE WEATHER IS NICE TODAY"
+    return synthesize(text, Voice(accent="en-us", words_per_minute=150)), text

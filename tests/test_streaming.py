@@ -1,0 +1,160 @@
+"""Frame-exact streaming: planner windows, ring, worker, stitched emissions vs offline."""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asrlive.audio.ring import AudioRing
+from asrlive.planner import ChunkPlan, ChunkSettings
+from asrlive.transcribe import offline_samples, stream_samples
+
+
+def test_plan_snaps_to_frames(tiny_model):
+    plan = ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(chunk_ms=333, left_ms=101, right_ms=49))
+    assert (plan.hop_frames, plan.left_frames, plan.right_frames) == (17, 5, 2)
+    assert plan.hop_ms == 340 and plan.right_ms == 40
+    assert plan.compute_factor == pytest.approx(24 / 17)
+    assert plan.latency_ms == pytest.approx(380 + 5)  # hop + right + (RF - J) overhang
+    with pytest.raises(ValueError):
+        ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(chunk_ms=0))
+
+
+def test_windows_start_on_frame_steps_and_cover_frames_once(tiny_model):
+    g = tiny_model.geometry
+    plan = ChunkPlan.from_settings(g, ChunkSettings(200, 300, 100))
+    total, commit, seen = 173, 0, []
+    while commit < total:
+        w = plan.window(commit, total_frames=total)
+        assert w.start_sample % g.jump == 0
+        assert g.frames(w.end_sample - w.start_sample) == w.n_frames
+        seen.extend(range(w.commit_from, w.commit_to))
+        commit = w.commit_to
+    assert seen == list(range(total))
+
+
+def test_ring_contiguous_views_and_overwrite_detection():
+    ring = AudioRing(100, 16000)
+    data = np.arange(250, dtype=np.float32)
+    for i in range(0, 250, 30):
+        ring.write(data[i:i + 30])
+    assert ring.written == 250 and ring.oldest == 150
+    np.testing.assert_array_equal(ring.read(160, 250), data[160:250])  # wraps inside the buffer
+    assert ring.read(100, 140) is None  # overwritten
+    with pytest.raises(ValueError):
+        ring.read(240, 260)
+
+
+def test_ring_blocking_writer_waits_for_reader():
+    ring = AudioRing(64, 16000)
+    stop = threading.Event()
+    ring.write(np.zeros(60, np.float32), wait_for_room=True)
+    done = threading.Event()
+
+    def writer():
+        ring.write(np.ones(10, np.float32), wait_for_room=True, stop=stop)
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert not done.wait(0.2)  # no room until the reader releases
+    ring.release(20)
+    assert done.wait(5)
+    t.join()
+    np.testing.assert_array_equal(ring.read(60, 70), np.ones(10))
+
+
+def test_ring_wait_for_wakes_on_close():
+    ring = AudioRing(64, 16000)
+    stop = threading.Event()
+    threading.Timer(0.05, ring.close).start()
+    assert ring.wait_for(10, stop) is False and ring.closed
+
+
+def _signal(n: int, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(n) * 0.1).astype(np.float32)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(min_value=0, max_value=40000),
+    hop=st.integers(min_value=1, max_value=60),
+    left=st.integers(min_value=0, max_value=60),
+    right=st.integers(min_value=0, max_value=60),
+)
+def test_streamed_frame_count_equals_offline(tiny_model, n, hop, left, right):
+    g = tiny_model.geometry
+    plan = ChunkPlan.from_settings(g, ChunkSettings(hop * g.frame_ms, left * g.frame_ms, right * g.frame_ms))
+    x = _signal(n, n)
+    streamed = stream_samples(tiny_model, x, plan)
+    assert streamed.n_frames == g.frames(n) == offline_samples(tiny_model, x).n_frames
+    assert not np.isnan(streamed.log_probs).any()  # every frame emitted, none skipped
+    committed = [f for t in streamed.timings for f in range(t.commit_from, t.commit_to)]
+    assert committed == list(range(g.frames(n)))  # each frame exactly once, in order
+
+
+@pytest.mark.parametrize("hop_ms", [20, 160, 500, 1000])
+def test_full_context_streaming_equals_offline(tiny_model, hop_ms):
+    x = _signal(16000 * 3 + 123, 7)
+    plan = ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(hop_ms, 4000, 4000))
+    streamed = stream_samples(tiny_model, x, plan)
+    offline = offline_samples(tiny_model, x)
+    assert streamed.n_frames == offline.n_frames
+    np.testing.assert_allclose(streamed.log_probs, offline.log_probs, atol=1e-4)
+
+
+def test_short_context_differs_but_stays_aligned(tiny_model):
+    """With little context the values change (attention sees less) but frames stay aligned."""
+    x = _signal(16000 * 2, 3)
+    plan = ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(100, 0, 0))
+    streamed = stream_samples(tiny_model, x, plan)
+    offline = offline_samples(tiny_model, x)
+    assert streamed.n_frames == offline.n_frames
+    assert np.abs(streamed.log_probs - offline.log_probs).max() > 1e-3
+
+
+def test_audio_shorter_than_rf_gives_no_frames(tiny_model):
+    plan = ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(100, 100, 100))
+    result = stream_samples(tiny_model, _signal(399, 0), plan)
+    assert result.n_frames == 0 and result.text == ""
+
+
+def test_plan_change_mid_stream_keeps_frames_exact(tiny_model):
+    from asrlive.audio.sources import ArraySource
+    from asrlive.worker import StreamWorker
+
+    g = tiny_model.geometry
+    x = _signal(16000 * 4, 11)
+    ring = AudioRing(16000 * 10, 16000)
+    first = ChunkPlan.from_settings(g, ChunkSettings(200, 200, 100))
+    second = ChunkPlan.from_settings(g, ChunkSettings(500, 1000, 300))
+    worker = StreamWorker(tiny_model, ring, first)
+    source = ArraySource(x, ring, realtime=True, speed=8.0)
+    worker.start()
+    source.start()
+    deadline = threading.Event()
+    while worker.status.windows < 3 and not deadline.wait(0.01):
+        pass
+    worker.set_plan(second)
+    assert worker.join(30)
+    hops = {t.commit_to - t.commit_from for t in worker.store.timings[:-1]}
+    assert {first.hop_frames, second.hop_frames} <= hops
+    assert worker.store.n_frames == g.frames(len(x)) and not np.isnan(worker.store.all_frames()).any()
+
+
+def test_live_backlog_skips_ahead_and_counts(tiny_model):
+    """A live source that outruns the model: the worker jumps to the newest audio and counts the gap."""
+    from asrlive.worker import StreamWorker
+
+    g = tiny_model.geometry
+    ring = AudioRing(16000 * 20, 16000)
+    ring.write(_signal(16000 * 10, 5))  # ten seconds arrive before the worker looks
+    plan = ChunkPlan.from_settings(g, ChunkSettings(200, 200, 100))
+    worker = StreamWorker(tiny_model, ring, plan, live=True, max_backlog_s=1.0)
+    ring.close()
+    worker.run()
+    assert worker.skipped_samples > 16000 * 8
+    assert worker.store.skipped_frames * g.jump == worker.skipped_samples
+    assert worker.store.n_frames == g.frames(16000 * 10)
