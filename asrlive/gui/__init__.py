@@ -1,0 +1,1 @@
+"""The PySide6 + pyqtgraph desktop app on top of the Qt-free streaming core."""

@@ -1,0 +1,210 @@
+"""Control panels: model, audio source, chunking (snapped to frames) and the level meter."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ..audio.devices import DeviceError, list_input_devices
+from ..geometry import Geometry
+from ..planner import ChunkPlan, ChunkSettings
+
+EMBEDDED_LABEL = "Embedded (asrlive-tiny-en)"
+
+
+class ModelControls(QGroupBox):
+    loadRequested = Signal(object, str)  # source (None = embedded), compute device
+    browseRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Model", parent)
+        self.source = QComboBox()
+        self.source.setEditable(True)
+        self.source.addItem(EMBEDDED_LABEL)
+        self.source.setToolTip("The embedded model, a local model folder, or a Hugging Face hub id "
+                               "(e.g. facebook/wav2vec2-base-960h; needs internet unless cached)")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.browse = QPushButton("Folder…")
+        self.load = QPushButton("Load")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setTextVisible(False)
+        self.busy.setMaximumHeight(8)
+        self.busy.hide()
+        self.status = QLabel("no model loaded")
+        self.status.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.device)
+        row.addWidget(self.browse)
+        row.addWidget(self.load)
+        box = QVBoxLayout(self)
+        box.addWidget(self.source)
+        box.addLayout(row)
+        box.addWidget(self.busy)
+        box.addWidget(self.status)
+        self.load.clicked.connect(self._request)
+        self.browse.clicked.connect(self.browseRequested)
+
+    def selected_source(self) -> str | None:
+        text = self.source.currentText().strip()
+        return None if text in ("", EMBEDDED_LABEL) else text
+
+    def set_source(self, source: str | None) -> None:
+        self.source.setCurrentText(source or EMBEDDED_LABEL)
+
+    def _request(self) -> None:
+        self.loadRequested.emit(self.selected_source(), self.device.currentText())
+
+    def set_loading(self, loading: bool, text: str) -> None:
+        self.busy.setVisible(loading)
+        self.load.setEnabled(not loading)
+        self.browse.setEnabled(not loading)
+        self.status.setText(text)
+
+
+class SourceControls(QGroupBox):
+    openFileRequested = Signal()
+
+    SPEEDS = [("real time (1×)", 1.0), ("2×", 2.0), ("4×", 4.0), ("as fast as possible", 0.0)]
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Audio source", parent)
+        self.mic = QRadioButton("Microphone")
+        self.file = QRadioButton("File")
+        self.mic.setChecked(True)
+        self.devices = QComboBox()
+        self.devices.setMinimumWidth(180)
+        self.refresh = QPushButton("↻")
+        self.refresh.setToolTip("Refresh the input-device list")
+        self.refresh.setMaximumWidth(32)
+        self.file_label = QLabel("no file chosen")
+        self.file_label.setWordWrap(True)
+        self.open = QPushButton("Open…")
+        self.speed = QComboBox()
+        for text, value in self.SPEEDS:
+            self.speed.addItem(text, value)
+        self.path: str | None = None
+        box = QVBoxLayout(self)
+        box.addWidget(self.mic)
+        row = QHBoxLayout()
+        row.addWidget(self.devices, 1)
+        row.addWidget(self.refresh)
+        box.addLayout(row)
+        box.addWidget(self.file)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.file_label, 1)
+        row2.addWidget(self.open)
+        box.addLayout(row2)
+        box.addWidget(self.speed)
+        self.refresh.clicked.connect(self.refresh_devices)
+        self.open.clicked.connect(self.openFileRequested)
+
+    def refresh_devices(self, keep: str = "") -> None:
+        current = keep or self.devices.currentData() or ""
+        self.devices.clear()
+        try:
+            devices = list_input_devices()
+        except (DeviceError, OSError) as exc:
+            self.devices.addItem(f"(no devices: {exc})", "")
+            return
+        if not devices:
+            self.devices.addItem("(no input devices)", "")
+        for d in devices:
+            mark = "default — " if d.is_default else ""
+            self.devices.addItem(f"{mark}{d.name} [{d.host_api}]", d.name)
+        index = self.devices.findData(current)
+        if index >= 0:
+            self.devices.setCurrentIndex(index)
+
+    def set_file(self, path: str) -> None:
+        self.path = path
+        self.file_label.setText(path)
+        self.file.setChecked(True)
+
+    def file_speed(self) -> float:
+        return float(self.speed.currentData())
+
+
+class ChunkControls(QGroupBox):
+    """Hop and context sizes in ms; every value snaps to whole frames of the model."""
+
+    planChanged = Signal(object)  # ChunkPlan
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Chunking", parent)
+        self.geometry_: Geometry | None = None
+        self.hop, self.left, self.right = QSpinBox(), QSpinBox(), QSpinBox()
+        for spin, lo, hi in ((self.hop, 20, 10000), (self.left, 0, 10000), (self.right, 0, 5000)):
+            spin.setRange(lo, hi)
+            spin.setSuffix(" ms")
+            spin.setSingleStep(20)
+            spin.setKeyboardTracking(False)  # apply on Enter/arrows, not on every keystroke
+            spin.valueChanged.connect(self._changed)
+        self.summary = QLabel("–")
+        self.summary.setWordWrap(True)
+        form = QFormLayout(self)
+        form.addRow("Hop (chunk)", self.hop)
+        form.addRow("Left context", self.left)
+        form.addRow("Right context", self.right)
+        form.addRow(self.summary)
+        self.plan: ChunkPlan | None = None
+
+    def set_values(self, settings: ChunkSettings) -> None:
+        for spin, value in ((self.hop, settings.chunk_ms), (self.left, settings.left_ms), (self.right, settings.right_ms)):
+            spin.blockSignals(True)
+            spin.setValue(int(round(value)))
+            spin.blockSignals(False)
+        self._changed()
+
+    def set_geometry(self, geometry: Geometry) -> None:
+        self.geometry_ = geometry
+        step = max(1, int(round(geometry.frame_ms)))
+        for spin in (self.hop, self.left, self.right):
+            spin.setSingleStep(step)
+        self.hop.setMinimum(step)
+        self._changed()
+
+    def settings(self) -> ChunkSettings:
+        return ChunkSettings(self.hop.value(), self.left.value(), self.right.value())
+
+    def _changed(self) -> None:
+        if self.geometry_ is None:
+            return
+        plan = ChunkPlan.from_settings(self.geometry_, self.settings())
+        for spin, ms in ((self.hop, plan.hop_ms), (self.left, plan.left_ms), (self.right, plan.right_ms)):
+            if spin.value() != int(round(ms)):
+                spin.blockSignals(True)
+                spin.setValue(int(round(ms)))
+                spin.blockSignals(False)
+        self.summary.setText(
+            f"{plan.hop_frames} + {plan.left_frames} + {plan.right_frames} frames (hop, left, right)\n"
+            f"algorithmic latency {plan.latency_ms:.0f} ms · compute ×{plan.compute_factor:.2f}")
+        if plan != self.plan:
+            self.plan = plan
+            self.planChanged.emit(plan)
+
+
+class LevelMeter(QGroupBox):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Input level", parent)
+        self.bar = QProgressBar()
+        self.bar.setRange(-60, 0)
+        self.bar.setFormat("%v dBFS")
+        self.clip = QLabel("clip")
+        self.clip.setAlignment(Qt.AlignCenter)
+        self.clip.setMinimumWidth(40)
+        self.overflow = QLabel("overflows 0")
+        row = QHBoxLayout(self)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.clip)
+        row.addWidget(self.overflow)
+        self.show_level(-60.0, False, 0)
+
+    def show_level(self, dbfs: float, clipped: bool, overflows: int) -> None:
+        self.bar.setValue(int(max(-60.0, min(0.0, dbfs))))
+        self.clip.setStyleSheet("background:#c0392b; color:white; border-radius:3px" if clipped
+                                else "color:#999; border:1px solid #ccc; border-radius:3px")
+        self.overflow.setText(f"overflows {overflows}")
+        self.overflow.setStyleSheet("color:#c0392b" if overflows else "")

@@ -1,0 +1,410 @@
+"""The main window: wires controls, the streaming session, the views and the GUI timer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow, QMessageBox,
+                               QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
+
+from ..audio.devices import DeviceError
+from ..audio.files import AudioFileError, file_info
+from ..decoder import TimedWord
+from ..export import to_json, to_srt, to_vtt, write_atomic
+from ..model import CTCModel
+from ..planner import ChunkPlan, ChunkSettings
+from ..session import LiveSession
+from .controls import ChunkControls, LevelMeter, ModelControls, SourceControls
+from .latency_panel import LatencyPanel
+from .model_loader import ModelLoader
+from .settings import AppSettings, load_geometry_bytes
+from .stream_view import StreamView
+from .transcript_view import PresentationWindow, TranscriptView, transcript_html
+
+FRAME_INTERVAL_MS = 33     # ~30 Hz redraw of the plots
+TEXT_EVERY_N_FRAMES = 3    # ~10 Hz for text, level and latency
+
+
+@dataclass
+class FinishedPart:
+    """A finished run's transcript, kept when a new run starts."""
+
+    text: str
+    words: list[TimedWord]
+    duration_s: float
+
+
+class MainWindow(QMainWindow):
+    sessionFinished = Signal()
+
+    def __init__(self, settings_store: QSettings | None = None, initial_model: str | None = None):
+        super().__init__()
+        self.setWindowTitle("asrlive")
+        self.store = settings_store or QSettings("asrlive", "asrlive")
+        self.settings = AppSettings.load(self.store)
+        self.model: CTCModel | None = None
+        self.session: LiveSession | None = None
+        self.parts: list[FinishedPart] = []
+        self._cleared_chars = 0   # committed characters of the current run hidden by Clear
+        self._tick = 0
+        self._clip_until = 0.0
+        self._reported_error = False
+
+        self.model_controls = ModelControls()
+        self.source_controls = SourceControls()
+        self.chunk_controls = ChunkControls()
+        self.level = LevelMeter()
+        self.latency = LatencyPanel()
+        self.start_button = QPushButton("Start")
+        self.start_button.setMinimumHeight(36)
+        self.start_button.setEnabled(False)
+        side = QWidget()
+        side_box = QVBoxLayout(side)
+        for w in (self.model_controls, self.source_controls, self.chunk_controls, self.start_button,
+                  self.level, self.latency):
+            side_box.addWidget(w)
+        side_box.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(330)
+
+        self.view = StreamView()
+        self.view.visible_seconds = self.settings.visible_seconds
+        self.transcript = TranscriptView()
+        self.confidence_box = QCheckBox("Confidence colours")
+        self.confidence_box.setChecked(self.settings.confidence_colours)
+        buttons = QHBoxLayout()
+        self.copy_button = QPushButton("Copy")
+        self.clear_button = QPushButton("Clear")
+        self.save_button = QPushButton("Save…")
+        self.present_button = QPushButton("Presentation")
+        for b in (self.copy_button, self.clear_button, self.save_button, self.present_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.confidence_box)
+        lower = QWidget()
+        lower_box = QVBoxLayout(lower)
+        lower_box.setContentsMargins(0, 0, 0, 0)
+        lower_box.addWidget(self.transcript, 1)
+        lower_box.addLayout(buttons)
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(self.view)
+        splitter.addWidget(lower)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        central = QSplitter(Qt.Horizontal)
+        central.addWidget(scroll)
+        central.addWidget(splitter)
+        central.setStretchFactor(1, 1)
+        self.setCentralWidget(central)
+        self.presentation = PresentationWindow(self)
+
+        self.loader = ModelLoader(self)
+        self.loader.loaded.connect(self._on_model_loaded)
+        self.loader.failed.connect(self._on_model_failed)
+        self.model_controls.loadRequested.connect(self.load_model)
+        self.model_controls.browseRequested.connect(self._browse_model)
+        self.source_controls.openFileRequested.connect(self._choose_file)
+        self.chunk_controls.planChanged.connect(self._on_plan_changed)
+        self.start_button.clicked.connect(self.toggle_streaming)
+        self.copy_button.clicked.connect(self.copy_transcript)
+        self.clear_button.clicked.connect(self.clear_transcript)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.present_button.clicked.connect(self.toggle_presentation)
+        self.view.pausedChanged.connect(self._on_paused)
+        self._build_menus()
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(FRAME_INTERVAL_MS)
+        self.timer.timeout.connect(self.on_tick)
+        self.timer.start()
+
+        self.chunk_controls.set_values(ChunkSettings(self.settings.chunk_ms, self.settings.left_ms, self.settings.right_ms))
+        self.model_controls.device.setCurrentText(self.settings.compute_device)
+        self.source_controls.refresh_devices(self.settings.input_device)
+        index = next((i for i, (_, v) in enumerate(SourceControls.SPEEDS)
+                      if v == (0.0 if not self.settings.realtime_files else self.settings.file_speed)), 0)
+        self.source_controls.speed.setCurrentIndex(index)
+        geometry = load_geometry_bytes(self.store)
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 950)
+        source = initial_model if initial_model is not None else (self.settings.model or None)
+        self.model_controls.set_source(source)
+        self.load_model(source, self.settings.compute_device)
+
+    # -- menus and shortcuts ------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        def action(menu, text, shortcut, slot, checkable=False):
+            act = QAction(text, self)
+            act.setShortcut(QKeySequence(shortcut))
+            act.setCheckable(checkable)
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            self.addAction(act)
+            return act
+
+        file_menu = self.menuBar().addMenu("&File")
+        action(file_menu, "Open audio file…", "Ctrl+O", self._choose_file)
+        action(file_menu, "Save transcript…", "Ctrl+S", self._save_dialog)
+        file_menu.addSeparator()
+        action(file_menu, "Quit", "Ctrl+Q", self.close)
+        controls = self.menuBar().addMenu("&Controls")
+        self.start_action = action(controls, "Start / Stop", "Ctrl+R", self.toggle_streaming)
+        action(controls, "Copy transcript", "Ctrl+Shift+C", self.copy_transcript)
+        action(controls, "Clear transcript", "Ctrl+Shift+X", self.clear_transcript)
+        self.pause_action = action(controls, "Pause / follow view", "Ctrl+P",
+                                   lambda: self.view.set_paused(not self.view.paused), checkable=True)
+        action(controls, "Presentation mode", "F11", self.toggle_presentation)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("Keyboard shortcuts", self._show_shortcuts)
+
+    def _show_shortcuts(self) -> None:
+        lines = [f"{a.text()}: {a.shortcut().toString()}" for a in self.actions() if not a.shortcut().isEmpty()]
+        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(lines))
+
+    # -- model -----------------------------------------------------------------------------------
+    def load_model(self, source: str | None, device: str) -> None:
+        if self.session is not None and self.session.running:
+            self._error("Stop streaming before loading another model.")
+            return
+        self.start_button.setEnabled(False)
+        self.model_controls.set_loading(True, f"loading {source or 'the embedded model'}…")
+        self.loader.load(source, device)
+
+    def _on_model_loaded(self, model: CTCModel) -> None:
+        self.model = model
+        g = model.geometry
+        self.model_controls.set_loading(
+            False, f"{Path(model.name).name or model.name} on {model.device}: conv RF {g.rf} samples "
+                   f"({g.rf * 1000 / g.sample_rate:.0f} ms), frame {g.frame_ms:.0f} ms")
+        self.settings.model = "" if model.name == str(_embedded_name()) else model.name
+        self.settings.compute_device = self.model_controls.device.currentText()
+        self.chunk_controls.set_geometry(g)
+        self.start_button.setEnabled(True)
+
+    def _on_model_failed(self, message: str) -> None:
+        self.model_controls.set_loading(False, "model not loaded")
+        self.start_button.setEnabled(self.model is not None)
+        self._error(message)
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder", self.settings.last_folder)
+        if folder:
+            self.model_controls.set_source(folder)
+            self.load_model(folder, self.model_controls.device.currentText())
+
+    # -- streaming --------------------------------------------------------------------------------
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Audio file", self.settings.last_folder,
+                                              "Audio (*.wav *.flac *.ogg *.mp3);;All files (*)")
+        if path:
+            self.settings.last_folder = str(Path(path).parent)
+            self.source_controls.set_file(path)
+
+    def toggle_streaming(self) -> None:
+        if self.session is not None and self.session.running:
+            self.stop_streaming()
+        else:
+            self.start_streaming()
+
+    def start_streaming(self) -> bool:
+        if self.model is None or self.chunk_controls.plan is None:
+            self._error("No model is loaded yet.")
+            return False
+        if self.session is not None and self.session.running:
+            return False
+        self._finish_part()
+        session = LiveSession(self.model, self.chunk_controls.plan)
+        try:
+            if self.source_controls.file.isChecked():
+                if not self.source_controls.path:
+                    raise AudioFileError("choose an audio file first (File → Open audio file…)")
+                file_info(Path(self.source_controls.path))
+                speed = self.source_controls.file_speed()
+                session.start_file(self.source_controls.path, realtime=speed > 0, speed=speed or 1.0)
+            else:
+                session.start_mic(self.source_controls.devices.currentData() or None)
+        except (AudioFileError, DeviceError, OSError, RuntimeError) as exc:
+            self._error(str(exc))
+            return False
+        self.session = session
+        self._cleared_chars = 0
+        self._reported_error = False
+        self.view.reset(session)
+        self.start_button.setText("Stop")
+        return True
+
+    def stop_streaming(self) -> None:
+        """Stop capture; the audio already captured is still transcribed."""
+        if self.session is not None:
+            self.session.stop()
+            self.start_button.setText("Stopping…")
+            self.start_button.setEnabled(False)
+
+    def _on_plan_changed(self, plan: ChunkPlan) -> None:
+        s = self.chunk_controls.settings()
+        self.settings.chunk_ms, self.settings.left_ms, self.settings.right_ms = s.chunk_ms, s.left_ms, s.right_ms
+        if self.session is not None and self.session.running:
+            self.session.set_plan(plan)
+
+    def _finish_part(self) -> None:
+        if self.session is None or self.session.worker is None:
+            return
+        d = self.session.worker.decoder
+        text = d.committed_text()[self._cleared_chars:].strip()
+        if text:
+            self.parts.append(FinishedPart(text, d.timed_words(), self.session.ring.written / self.session.model.sample_rate))
+
+    # -- timer -----------------------------------------------------------------------------------
+    def on_tick(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.view.refresh()
+        self._tick += 1
+        finished = session.worker is not None and not session.running
+        if self._tick % TEXT_EVERY_N_FRAMES == 0 or finished:
+            self._update_text()
+            self._update_level()
+            self.latency.show_stats(session.latency())
+        if session.error and not self._reported_error:
+            self._reported_error = True
+            session.stop()
+            self._error(f"Streaming stopped: {session.error}. The transcript so far is kept.")
+        if finished and self.start_button.text() != "Start":
+            self.start_button.setText("Start")
+            self.start_button.setEnabled(True)
+            self.sessionFinished.emit()
+
+    def current_text(self) -> tuple[str, str]:
+        """(committed, tentative) of everything since the last Clear."""
+        previous = "\n".join(p.text for p in self.parts)
+        if self.session is None or self.session.worker is None:
+            return previous, ""
+        status = self.session.worker.status
+        committed = status.committed_text[self._cleared_chars:].lstrip()
+        joined = "\n".join(t for t in (previous, committed) if t)
+        return joined, status.tentative_text
+
+    def _update_text(self) -> None:
+        committed, tentative = self.current_text()
+        previous = "\n".join(p.text for p in self.parts)
+        chars = None
+        current = committed[len(previous):].lstrip("\n") if previous else committed
+        if self.confidence_box.isChecked() and self.session and self.session.worker:
+            all_chars = self.session.worker.decoder.committed_chars()
+            hidden = len(self.session.worker.decoder.committed_text()[:self._cleared_chars].replace(" ", ""))
+            chars = all_chars[hidden:]
+        prefix = (previous + "\n") if previous and current else previous
+        html = transcript_html(prefix, chars, current, tentative, self.confidence_box.isChecked())
+        self.transcript.show_html(html.replace("\n", "<br>"))
+        if self.presentation.isVisible():
+            self.presentation.show_text(committed.replace("\n", " "), tentative)
+
+    def _update_level(self) -> None:
+        ring = self.session.ring
+        n = min(ring.written - ring.oldest, ring.sample_rate // 10)
+        block = ring.read(ring.written - n, ring.written) if n > 0 else None
+        peak = float(np.max(np.abs(block))) if block is not None and len(block) else 0.0
+        rms = float(np.sqrt(np.mean(block ** 2))) if block is not None and len(block) else 0.0
+        now = time.monotonic()
+        if peak >= 0.999:
+            self._clip_until = now + 1.0
+        self.level.show_level(20 * np.log10(max(rms, 1e-6)), now < self._clip_until, ring.input_overflows)
+
+    # -- transcript actions ----------------------------------------------------------------------
+    def copy_transcript(self) -> None:
+        committed, _ = self.current_text()
+        QGuiApplication.clipboard().setText(committed)
+
+    def clear_transcript(self) -> None:
+        self.parts.clear()
+        if self.session is not None and self.session.worker is not None:
+            self._cleared_chars = len(self.session.worker.decoder.committed_text())
+        self.transcript.show_html("")
+
+    def all_words(self) -> list[TimedWord]:
+        """Words since the last Clear, on one time line across runs."""
+        words, offset = [], 0.0
+        for part in self.parts:
+            words += [TimedWord(w.text, w.start + offset, w.end + offset, w.confidence) for w in part.words]
+            offset += part.duration_s
+        if self.session is not None and self.session.worker is not None:
+            d = self.session.worker.decoder
+            skip = len(d.committed_text()[:self._cleared_chars].split())
+            words += [TimedWord(w.text, w.start + offset, w.end + offset, w.confidence)
+                      for w in d.timed_words()[skip:]]
+        return words
+
+    def save_transcript(self, path: Path) -> None:
+        """Write the transcript in the format its suffix names (.txt, .srt, .vtt, .json)."""
+        committed, _ = self.current_text()
+        words = self.all_words()
+        suffix = path.suffix.lower()
+        if suffix == ".srt":
+            text = to_srt(words)
+        elif suffix == ".vtt":
+            text = to_vtt(words)
+        elif suffix == ".json":
+            text = to_json({"text": committed, "words": [w.as_dict() for w in words],
+                            "model": self.model.name if self.model else None})
+        else:
+            text = committed + "\n"
+        write_atomic(path, text)
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save transcript", self.settings.last_folder,
+            "Text (*.txt);;SubRip (*.srt);;WebVTT (*.vtt);;JSON with word times (*.json)")
+        if not path:
+            return
+        try:
+            self.save_transcript(Path(path))
+        except OSError as exc:
+            self._error(f"Could not save {path}: {exc}")
+
+    def toggle_presentation(self) -> None:
+        if self.presentation.isVisible():
+            self.presentation.close()
+        else:
+            self.presentation.show()
+            self._update_text()
+
+    def _on_paused(self, paused: bool) -> None:
+        self.pause_action.setChecked(paused)
+
+    # -- errors and shutdown -----------------------------------------------------------------------
+    def _error(self, message: str) -> None:
+        box = QMessageBox(QMessageBox.Warning, "asrlive", message, QMessageBox.Ok, self)
+        box.setObjectName("errorDialog")
+        box.open()  # not exec(): the GUI timer keeps running behind the dialog
+
+    def closeEvent(self, event) -> None:
+        self.timer.stop()
+        if self.session is not None:
+            self.session.abort()
+        self.loader.wait()
+        self.presentation.close()
+        self.settings.confidence_colours = self.confidence_box.isChecked()
+        self.settings.input_device = self.source_controls.devices.currentData() or ""
+        speed = self.source_controls.file_speed()
+        self.settings.realtime_files = speed > 0
+        self.settings.file_speed = speed or 1.0
+        self.settings.save(self.store)
+        self.store.setValue("window_geometry", self.saveGeometry())
+        self.store.sync()
+        super().closeEvent(event)
+
+
+def _embedded_name() -> str:
+    from ..model import embedded_model_dir
+
+    return str(embedded_model_dir())

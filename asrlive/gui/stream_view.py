@@ -1,0 +1,336 @@
+"""Waveform (with RF and window zones), log-mel strip, CTC posterior heatmap and blank curve,
+on one shared time axis. Pulled from the core on the GUI timer; nothing here is pushed per chunk.
+
+Hover shows a frame's top-5 symbols; a click pauses following so the user can drag back through
+the history while capture continues; a second click (or End) follows live again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..melspec import LogMel
+from ..session import LiveSession
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+ENVELOPE_PER_SECOND = 100  # waveform min/max buckets per second
+HISTORY_SECONDS = 120.0
+
+
+def symbol_label(sym: str, blank: bool) -> str:
+    if blank:
+        return "∅ blank"
+    return {"|": "␣ (|)", " ": "␣"}.get(sym, sym)
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What hovering a frame shows."""
+
+    frame: int
+    time_s: float
+    top: list[tuple[str, float]]  # (symbol, probability), best first
+
+
+class _GrowingRows:
+    """Rows appended over time, kept in one preallocated-and-doubled array."""
+
+    def __init__(self, width: int, dtype=np.float32):
+        self.data = np.zeros((1024, width), dtype)
+        self.count = 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        need = self.count + len(rows)
+        if need > len(self.data):
+            bigger = np.zeros((max(need, 2 * len(self.data)), self.data.shape[1]), self.data.dtype)
+            bigger[: self.count] = self.data[: self.count]
+            self.data = bigger
+        self.data[self.count:need] = rows
+        self.count = need
+
+    def view(self, start: int, end: int) -> np.ndarray:
+        return self.data[max(0, start):min(end, self.count)]
+
+
+class StreamView(QWidget):
+    frameHovered = Signal(object)  # FrameInfo or None
+    pausedChanged = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session: LiveSession | None = None
+        self.visible_seconds = 10.0
+        self.paused = False
+        self.selected_frame: int | None = None
+        self._lut = pg.colormap.get("viridis").getLookupTable(nPts=256)
+        self._mel_lut = pg.colormap.get("magma").getLookupTable(nPts=256)
+
+        self.layout_widget = pg.GraphicsLayoutWidget()
+        self.layout_widget.setBackground("w")
+        self.wave_plot = self.layout_widget.addPlot(row=0, col=0)
+        self.mel_plot = self.layout_widget.addPlot(row=1, col=0)
+        self.heat_plot = self.layout_widget.addPlot(row=2, col=0)
+        self.blank_plot = self.layout_widget.addPlot(row=3, col=0)
+        layout = self.layout_widget.ci.layout
+        for row, stretch in enumerate((3, 2, 5, 2)):
+            layout.setRowStretchFactor(row, stretch)
+        for plot in (self.mel_plot, self.heat_plot, self.blank_plot):
+            plot.setXLink(self.wave_plot)
+        for plot in (self.wave_plot, self.mel_plot, self.heat_plot, self.blank_plot):
+            plot.getAxis("left").setWidth(70)
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+        self.wave_plot.setLabel("left", "waveform")
+        self.wave_plot.setYRange(-1, 1, padding=0)
+        self.mel_plot.setLabel("left", "log-mel")
+        self.heat_plot.setLabel("left", "symbol")
+        self.blank_plot.setLabel("left", "P(blank)")
+        self.blank_plot.setLabel("bottom", "time (s)")
+        self.blank_plot.setYRange(0, 1.05, padding=0)
+        for plot in (self.wave_plot, self.mel_plot, self.heat_plot):
+            plot.getAxis("bottom").setStyle(showValues=False)
+
+        self.wave_curve = self.wave_plot.plot(pen=pg.mkPen("#1f4e79", width=1))
+        self.zone_left = pg.LinearRegionItem(movable=False, brush=QColor(160, 160, 160, 60), pen=pg.mkPen(None))
+        self.zone_hop = pg.LinearRegionItem(movable=False, brush=QColor(40, 170, 80, 70), pen=pg.mkPen(None))
+        self.zone_right = pg.LinearRegionItem(movable=False, brush=QColor(240, 150, 30, 70), pen=pg.mkPen(None))
+        self.rf_region = pg.LinearRegionItem(movable=False, brush=QColor(200, 30, 30, 90), pen=pg.mkPen("#c81e1e"))
+        for item in (self.zone_left, self.zone_hop, self.zone_right, self.rf_region):
+            item.setZValue(-5)
+            self.wave_plot.addItem(item)
+        self.zone_legend = pg.TextItem(anchor=(0, 0), color="#333")
+        self.wave_plot.addItem(self.zone_legend, ignoreBounds=True)
+        self.sensitivity_curve = self.wave_plot.plot(pen=pg.mkPen("#c81e1e", width=1.5))
+        self.cursor_lines = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#c81e1e", style=Qt.DashLine))
+                             for _ in range(4)]
+        for plot, line in zip((self.wave_plot, self.mel_plot, self.heat_plot, self.blank_plot), self.cursor_lines):
+            plot.addItem(line, ignoreBounds=True)
+            line.hide()
+
+        self.mel_image = pg.ImageItem(axisOrder="row-major")
+        self.mel_image.setLookupTable(self._mel_lut)
+        self.mel_plot.addItem(self.mel_image)
+        self.heat_image = pg.ImageItem(axisOrder="row-major")
+        self.heat_image.setLookupTable(self._lut)
+        self.heat_plot.addItem(self.heat_image)
+        self.path_curve = self.heat_plot.plot(pen=None, symbol="s", symbolSize=4,
+                                              symbolBrush=pg.mkBrush("#ff3030"), symbolPen=None)
+        self.blank_curve = self.blank_plot.plot(pen=pg.mkPen("#333", width=1.5))
+        self._char_labels: list[pg.TextItem] = []
+
+        self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pause and drag back.")
+        self.hover_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.layout_widget, 1)
+        box.addWidget(self.hover_label)
+
+        self.layout_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.layout_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        self._set_interactive(False)
+        self.sensitivity: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.reset(None)
+
+    # -- state ---------------------------------------------------------------------------------
+    def reset(self, session: LiveSession | None) -> None:
+        """Show ``session`` from its start (or nothing)."""
+        self.session = session
+        self.selected_frame = None
+        self.sensitivity = None
+        if session is None:
+            return
+        m = session.model
+        g = m.geometry
+        self.frame_s = g.jump / g.sample_rate
+        self.vocab = m.vocab
+        self.blank_id = m.blank_id
+        self._probs = _GrowingRows(len(m.vocab))
+        self._envelope = _GrowingRows(2)
+        self._env_samples = 0
+        self._logmel = LogMel(g.sample_rate)
+        self._mel = _GrowingRows(self._logmel.n_mels)
+        self._mel_samples = 0
+        ticks = [(i, symbol_label(s, i == m.blank_id)) for i, s in enumerate(m.vocab)]
+        self.heat_plot.getAxis("left").setTicks([ticks, []])
+        self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
+        self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
+        self.heat_image.clear()
+        self.mel_image.clear()
+
+    @property
+    def n_frames(self) -> int:
+        return 0 if self.session is None else self._probs.count
+
+    def frame_info(self, frame: int) -> FrameInfo | None:
+        if self.session is None or not 0 <= frame < self._probs.count:
+            return None
+        row = self._probs.data[frame]
+        if not np.all(np.isfinite(row)):
+            return FrameInfo(frame, frame * self.frame_s, [])
+        order = np.argsort(row)[::-1][:5]
+        return FrameInfo(frame, frame * self.frame_s,
+                         [(self.vocab[i] if i != self.blank_id else "<blank>", float(row[i])) for i in order])
+
+    def set_paused(self, paused: bool) -> None:
+        if paused != self.paused:
+            self.paused = paused
+            self._set_interactive(paused)
+            self.pausedChanged.emit(paused)
+
+    def _set_interactive(self, on: bool) -> None:
+        for plot in (self.wave_plot, self.mel_plot, self.heat_plot, self.blank_plot):
+            plot.setMouseEnabled(x=on, y=False)
+
+    # -- pulling from the core -------------------------------------------------------------------
+    def _pull(self) -> None:
+        s = self.session
+        worker = s.worker
+        if worker is not None and worker.store.n_frames > self._probs.count:
+            rows = worker.store.committed(self._probs.count)
+            self._probs.extend(np.exp(rows))
+        ring = s.ring
+        # Waveform envelope and log-mel columns, from audio not yet seen by the view.
+        bucket = s.model.sample_rate // ENVELOPE_PER_SECOND
+        start = max(self._env_samples, ring.oldest)
+        end = start + (ring.written - start) // bucket * bucket
+        if end > start:
+            block = ring.read(start, end)
+            if block is not None:
+                if start > self._env_samples:  # the view fell behind the ring: pad the gap
+                    gap = (start - self._env_samples) // bucket
+                    self._envelope.extend(np.zeros((gap, 2), np.float32))
+                pairs = block.reshape(-1, bucket)
+                self._envelope.extend(np.stack([pairs.min(axis=1), pairs.max(axis=1)], axis=1))
+            self._env_samples = end
+        lm = self._logmel
+        mel_start = max(self._mel_samples, ring.oldest)
+        cols = max(0, (ring.written - mel_start - lm.win) // lm.hop + 1)
+        if cols > 0:
+            block = ring.read(mel_start, mel_start + (cols - 1) * lm.hop + lm.win)
+            if block is not None:
+                self._mel.extend(lm.columns(block))
+            self._mel_samples = mel_start + cols * lm.hop
+
+    def refresh(self) -> None:
+        """One GUI-timer tick: pull what is new and redraw the visible range."""
+        if self.session is None:
+            return
+        self._pull()
+        now = max(self._env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
+        if not self.paused:
+            t1 = max(now, self.visible_seconds)
+            self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
+        (x0, x1) = self.wave_plot.viewRange()[0]
+        self._draw(x0, x1)
+
+    def _draw(self, x0: float, x1: float) -> None:
+        dt = self.frame_s
+        f0, f1 = max(0, int(x0 / dt) - 1), min(self._probs.count, int(x1 / dt) + 2)
+        probs = self._probs.view(f0, f1)
+        if len(probs):
+            image = np.ascontiguousarray(np.nan_to_num(probs.T, nan=0.0))
+            self.heat_image.setImage(image, autoLevels=False, levels=(0.0, 1.0))
+            self.heat_image.setRect(QRectF(f0 * dt, -0.5, len(probs) * dt, len(self.vocab)))
+            t = (np.arange(f0, f0 + len(probs)) + 0.5) * dt
+            self.blank_curve.setData(t, probs[:, self.blank_id], skipFiniteCheck=True, connect="finite")
+            best = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1).astype(np.float32)
+            best[best == self.blank_id] = np.nan
+            keep = np.isfinite(best)
+            self.path_curve.setData(t[keep], best[keep])
+            self._place_char_labels(f0, best)
+        b0 = max(0, int(x0 * ENVELOPE_PER_SECOND))
+        b1 = min(self._envelope.count, int(x1 * ENVELOPE_PER_SECOND) + 1)
+        env = self._envelope.view(b0, b1)
+        if len(env):
+            t = np.repeat((np.arange(b0, b0 + len(env)) + 0.5) / ENVELOPE_PER_SECOND, 2)
+            self.wave_curve.setData(t, env.reshape(-1), skipFiniteCheck=True)
+        lm = self._logmel
+        col_s = lm.hop / lm.sample_rate
+        c0, c1 = max(0, int(x0 / col_s)), min(self._mel.count, int(x1 / col_s) + 1)
+        mel = self._mel.view(c0, c1)
+        if len(mel):
+            self.mel_image.setImage(np.ascontiguousarray(mel.T), autoLevels=False, levels=(-6.0, 2.0))
+            # A column's window is centred win/2 after its start.
+            offset = lm.win / 2 / lm.sample_rate - col_s / 2
+            self.mel_image.setRect(QRectF(c0 * col_s + offset, 0, len(mel) * col_s, lm.n_mels))
+        self._draw_zones()
+
+    def _place_char_labels(self, f0: int, best: np.ndarray) -> None:
+        """The greedy path's characters, one label per new symbol run, on the blank curve."""
+        changes = [i for i in range(len(best)) if np.isfinite(best[i]) and (i == 0 or best[i] != best[i - 1])]
+        changes = changes[:300]
+        while len(self._char_labels) < len(changes):
+            item = pg.TextItem(anchor=(0.5, 1.0), color="#b00000")
+            self.blank_plot.addItem(item, ignoreBounds=True)
+            self._char_labels.append(item)
+        for item, i in zip(self._char_labels, changes):
+            sym = self.vocab[int(best[i])]
+            item.setText("␣" if sym in ("|", " ") else sym)
+            item.setPos((f0 + i + 0.5) * self.frame_s, 1.02)
+            item.show()
+        for item in self._char_labels[len(changes):]:
+            item.hide()
+
+    def _draw_zones(self) -> None:
+        worker = self.session.worker
+        g = self.session.model.geometry
+        rate = g.sample_rate
+        if worker is not None and worker.store.timings:
+            t = worker.store.timings[-1]
+            frame_start = lambda f: f * g.jump / rate  # noqa: E731
+            self.zone_left.setRegion((frame_start(t.first_frame), frame_start(t.commit_from)))
+            self.zone_hop.setRegion((frame_start(t.commit_from), frame_start(t.commit_to)))
+            end_s = (g.samples_for_frames(t.end_frame - t.first_frame) + t.first_frame * g.jump) / rate
+            self.zone_right.setRegion((frame_start(t.commit_to), end_s))
+            x0 = self.wave_plot.viewRange()[0][0]
+            self.zone_legend.setPos(x0, 1.0)
+            self.zone_legend.setHtml(
+                "<span style='background:#ddd'>&nbsp;left context (dropped)&nbsp;</span> "
+                "<span style='background:#a8e0b8'>&nbsp;hop (committed)&nbsp;</span> "
+                "<span style='background:#f7d3a0'>&nbsp;right context (tentative)&nbsp;</span> "
+                "<span style='color:#c81e1e'>&#9632; frame RF</span>")
+        frame = self.selected_frame if self.selected_frame is not None else self._probs.count - 1
+        if frame >= 0:
+            a, b = g.frame_span(frame)
+            self.rf_region.setRegion((a / rate, b / rate))
+        if self.sensitivity is not None:
+            _, times, values = self.sensitivity
+            self.sensitivity_curve.setData(times, values)
+            self.sensitivity_curve.show()
+        else:
+            self.sensitivity_curve.hide()
+
+    # -- mouse -------------------------------------------------------------------------------------
+    def _on_mouse_moved(self, pos) -> None:
+        if self.session is None:
+            return
+        inside = any(p.sceneBoundingRect().contains(pos) for p in
+                     (self.wave_plot, self.mel_plot, self.heat_plot, self.blank_plot))
+        if not inside:
+            self.selected_frame = None
+            for line in self.cursor_lines:
+                line.hide()
+            self.frameHovered.emit(None)
+            return
+        t = self.wave_plot.vb.mapSceneToView(pos).x()
+        frame = int(np.floor(t / self.frame_s))
+        info = self.frame_info(frame)
+        self.selected_frame = frame if info is not None else None
+        for line in self.cursor_lines:
+            line.setPos((frame + 0.5) * self.frame_s)
+            line.setVisible(info is not None)
+        if info is not None:
+            top = ", ".join(f"{'∅' if s == '<blank>' else s} {p:.2f}" for s, p in info.top) or "skipped audio"
+            self.hover_label.setText(f"frame {info.frame}  t={info.time_s:.2f} s   top-5: {top}")
+        self.frameHovered.emit(info)
+
+    def _on_mouse_clicked(self, event) -> None:
+        if event.button() == Qt.LeftButton and not event.double():
+            self.set_paused(not self.paused)

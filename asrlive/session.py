@@ -1,0 +1,142 @@
+"""One streaming run (source -> ring -> worker) with its controls and live statistics.
+
+The GUI and the device tests drive this; it never imports Qt. Stop ends the source and lets the
+worker drain what was already captured, so no audio is silently dropped; abort stops at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio.ring import AudioRing
+from .audio.sources import ArraySource, FileSource, MicSource
+from .model import CTCModel
+from .planner import ChunkPlan
+from .worker import StreamWorker
+
+RING_SECONDS = 120.0
+STATS_WINDOWS = 200
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Recent-window statistics in milliseconds (None where no window ran yet)."""
+
+    capture_block_ms: float
+    queue_wait_p50: float | None
+    queue_wait_p95: float | None
+    compute_p50: float | None
+    compute_p95: float | None
+    right_context_wait_p50: float | None
+    speech_to_text_p50: float | None
+    speech_to_text_p95: float | None
+    real_time_factor: float | None
+    backlog_ms: float
+    skipped_ms: float
+    input_overflows: int
+
+
+class LiveSession:
+    def __init__(self, model: CTCModel, plan: ChunkPlan, ring_seconds: float = RING_SECONDS):
+        self.model = model
+        self.ring = AudioRing(int(ring_seconds * model.sample_rate), model.sample_rate)
+        self.worker: StreamWorker | None = None
+        self.source: FileSource | MicSource | None = None
+        self._plan = plan
+        self.capture_block_ms = 0.0
+        self.label = ""
+
+    def _start(self, source, live: bool, label: str, block_ms: float) -> None:
+        if self.worker is not None:
+            raise RuntimeError("a session streams once; make a new one")
+        self.source = source
+        self.label = label
+        self.capture_block_ms = block_ms
+        self.worker = StreamWorker(self.model, self.ring, self._plan, live=live)
+        self.worker.start()
+        try:
+            source.start()
+        except BaseException:
+            self.worker.abort()
+            self.worker.join()
+            raise
+
+    def start_file(self, path: Path | str, realtime: bool = True, speed: float = 1.0) -> None:
+        block_s = 0.02 if realtime else 0.25
+        self._start(FileSource(path, self.ring, realtime=realtime, speed=speed, block_seconds=block_s),
+                    live=False, label=str(path), block_ms=block_s * 1000)
+
+    def start_samples(self, samples: np.ndarray, realtime: bool = True, speed: float = 1.0, label: str = "<signal>") -> None:
+        self._start(ArraySource(samples, self.ring, realtime=realtime, speed=speed, block_seconds=0.02),
+                    live=False, label=label, block_ms=20.0)
+
+    def start_mic(self, device: int | str | None = None, block_ms: float = 20.0) -> None:
+        mic = MicSource(self.ring, device=device, block_ms=block_ms)
+        self._start(mic, live=True, label=mic.device_name, block_ms=block_ms)
+
+    @property
+    def plan(self) -> ChunkPlan:
+        return self._plan
+
+    def set_plan(self, plan: ChunkPlan) -> None:
+        self._plan = plan
+        if self.worker is not None:
+            self.worker.set_plan(plan)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.running
+
+    @property
+    def error(self) -> str | None:
+        for obj in (self.source, self.worker):
+            err = getattr(obj, "error", None)
+            if err is not None:
+                return str(err)
+        return None
+
+    def stop(self) -> None:
+        """End capture; the worker finishes every frame of the audio already captured."""
+        if self.source is not None:
+            self.source.stop()
+
+    def abort(self, timeout: float = 10.0) -> bool:
+        """Stop everything now (closing the window). Returns True when all threads ended."""
+        if self.worker is not None:
+            self.worker.abort()
+        if self.source is not None:
+            self.source.stop()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.worker.join(timeout) if self.worker is not None else True
+
+    def latency(self) -> LatencyStats:
+        g = self.model.geometry
+        rate = g.sample_rate
+        worker = self.worker
+        timings = worker.store.timings[-STATS_WINDOWS:] if worker else []
+
+        def pct(values: list[float], q: float) -> float | None:
+            return float(np.percentile(values, q)) * 1000 if values else None
+
+        compute = [t.compute for t in timings]
+        waits = [t.queue_wait for t in timings]
+        rc = [t.right_context_wait for t in timings]
+        s2t = [t.finished - t.hop_ready for t in timings]
+        hop_s = sum((t.commit_to - t.commit_from) for t in timings) * g.jump / rate
+        done = worker.store.n_frames * g.jump if worker else 0
+        return LatencyStats(
+            capture_block_ms=self.capture_block_ms,
+            queue_wait_p50=pct(waits, 50), queue_wait_p95=pct(waits, 95),
+            compute_p50=pct(compute, 50), compute_p95=pct(compute, 95),
+            right_context_wait_p50=pct(rc, 50),
+            speech_to_text_p50=pct(s2t, 50), speech_to_text_p95=pct(s2t, 95),
+            real_time_factor=(sum(compute) / hop_s) if hop_s else None,
+            backlog_ms=max(0, self.ring.written - done) * 1000 / rate,
+            skipped_ms=(worker.skipped_samples if worker else 0) * 1000 / rate,
+            input_overflows=self.ring.input_overflows,
+        )

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what asrlive needs on a fresh Debian machine: system packages (PortAudio, espeak-ng,
+# PulseAudio, Xvfb, Qt's X11 libraries, the fortune texts and word list the training data uses)
+# and a virtual environment in .venv with the package and its test tools. Safe to rerun: it only
+# installs what is missing, and reinstalls Python packages only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(espeak-ng fortunes fortune-mod wamerican libportaudio2 pulseaudio pulseaudio-utils xvfb xauth
+      libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+      libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
+      libxcb-image0 libglib2.0-0 x11-apps)
+missing=()
+for pkg in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=.venv/.asrlive-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing Python packages into .venv" >&2
+  # The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
+  .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import asrlive, torch, transformers, PySide6, pyqtgraph, sounddevice, soundfile, soxr, pytestqt"
+  echo "$want" > "$stamp"
+fi

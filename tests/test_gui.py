@@ -1,0 +1,198 @@
+"""The desktop app, offscreen, driven through its widgets with pytest-qt."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QPointF, QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from asrlive.gui.main_window import MainWindow
+from asrlive.metrics import cer
+
+FAST = 3  # index of "as fast as possible" in the speed box
+
+
+def make_window(qtbot, tmp_path, model_dir) -> MainWindow:
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
+                   initial_model=None if model_dir is None else str(model_dir))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
+    return w
+
+
+@pytest.fixture
+def sentence_wav(tmp_path, spoken_sentence):
+    audio, text = spoken_sentence
+    path = tmp_path / "sentence.wav"
+    sf.write(path, np.concatenate([audio, np.zeros(8000, np.float32)]), 16000)
+    return path, text
+
+
+def stream_file(qtbot, w: MainWindow, path, speed_index: int = FAST) -> None:
+    w.source_controls.set_file(str(path))
+    w.source_controls.speed.setCurrentIndex(speed_index)
+    with qtbot.waitSignal(w.sessionFinished, timeout=120000):
+        assert w.start_streaming()
+
+
+def test_file_mode_transcribes_speech(qtbot, tmp_path, sentence_wav, embedded_model):
+    path, text = sentence_wav
+    w = make_window(qtbot, tmp_path, None)
+    stream_file(qtbot, w, path)
+    shown = w.transcript.toPlainText().strip()
+    assert cer([text], [shown]) < 0.25, shown
+    assert sum(word in shown.split() for word in text.split()) >= 3
+
+
+def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.view.visible_seconds = 60.0
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    expected = w.model.geometry.frames(w.session.ring.written)
+    assert w.view.n_frames == expected == w.session.worker.store.n_frames
+    image = w.view.heat_image.image
+    assert image.shape == (len(w.model.vocab), expected)
+    np.testing.assert_allclose(image, np.exp(w.session.worker.store.all_frames()).T, atol=1e-6)
+
+
+def test_chunk_change_while_streaming_applies_to_next_windows(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.chunk_controls.hop.setValue(1000)
+    w.chunk_controls.right.setValue(500)
+    w.source_controls.set_file(str(path))
+    w.source_controls.speed.setCurrentIndex(2)  # 4x real time
+    assert w.start_streaming()
+    qtbot.waitUntil(lambda: len(w.session.worker.store.timings) >= 1, timeout=30000)
+    w.chunk_controls.hop.setValue(200)
+    w.chunk_controls.right.setValue(100)
+    assert w.session.plan.hop_frames == 10 and w.session.plan.right_frames == 5
+    with qtbot.waitSignal(w.sessionFinished, timeout=60000):
+        pass
+    timings = w.session.worker.store.timings
+    assert timings[0].commit_to - timings[0].commit_from == 50
+    later = [t for t in timings[1:-1] if t.commit_to - t.commit_from == 10]
+    assert later and all(t.end_frame - t.commit_to == 5 for t in later)
+    assert w.session.worker.store.n_frames == w.model.geometry.frames(w.session.ring.written)
+
+
+def test_hover_shows_the_stored_top5(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    store = w.session.worker.store.all_frames()
+    frame = len(store) // 2
+    info = w.view.frame_info(frame)
+    row = np.exp(store[frame])
+    expected = np.argsort(row)[::-1][:5]
+    assert [p for _, p in info.top] == pytest.approx(row[expected].tolist())
+    assert info.time_s == pytest.approx(frame * 0.02)
+    w.view.set_paused(True)  # keep the x range still while we point at it
+    w.view.wave_plot.setXRange(0, len(store) * 0.02, padding=0)
+    scene = w.view.heat_plot.vb.mapViewToScene(QPointF((frame + 0.5) * 0.02, 3.0))
+    with qtbot.waitSignal(w.view.frameHovered) as blocker:
+        w.view._on_mouse_moved(scene)
+    assert blocker.args[0].frame == frame
+    assert f"frame {frame} " in w.view.hover_label.text()
+
+
+def test_click_pauses_and_scrubbing_keeps_range(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    w.view.set_paused(True)
+    w.view.wave_plot.setXRange(0.2, 1.2, padding=0)
+    w.on_tick()
+    x0, x1 = w.view.wave_plot.viewRange()[0]
+    assert (round(x0, 3), round(x1, 3)) == (0.2, 1.2)
+    assert w.pause_action.isChecked()
+
+
+def test_save_writes_valid_files(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    committed, _ = w.current_text()
+    for suffix in (".txt", ".srt", ".vtt", ".json"):
+        w.save_transcript(tmp_path / f"out{suffix}")
+    assert (tmp_path / "out.txt").read_text().strip() == committed.strip()
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert record["text"] == committed and len(record["words"]) == len(committed.split())
+    assert all(w_["start"] <= w_["end"] for w_ in record["words"])
+    srt = (tmp_path / "out.srt").read_text()
+    assert srt.startswith("1\n") and " --> " in srt
+    assert (tmp_path / "out.vtt").read_text().startswith("WEBVTT\n")
+
+
+def test_close_while_streaming_leaves_no_thread(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.source_controls.set_file(str(path))
+    w.source_controls.speed.setCurrentIndex(0)  # real time: still running when we close
+    assert w.start_streaming()
+    qtbot.waitUntil(lambda: w.session.worker.store.n_frames > 0, timeout=30000)
+    assert w.session.running
+    w.close()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("asrlive")]
+
+
+def test_stop_keeps_audio_already_captured(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.source_controls.set_file(str(path))
+    w.source_controls.speed.setCurrentIndex(0)
+    assert w.start_streaming()
+    qtbot.waitUntil(lambda: w.session.ring.written > 16000, timeout=30000)
+    with qtbot.waitSignal(w.sessionFinished, timeout=30000):
+        w.stop_streaming()
+    assert w.session.worker.store.n_frames == w.model.geometry.frames(w.session.ring.written)
+
+
+def _error_dialog(w):
+    return next((b for b in w.findChildren(QMessageBox) if b.objectName() == "errorDialog" and b.isVisible()), None)
+
+
+def test_bad_file_shows_dialog(qtbot, tmp_path, tiny_model_dir):
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    w.source_controls.set_file(str(bad))
+    assert not w.start_streaming()
+    qtbot.waitUntil(lambda: _error_dialog(w) is not None, timeout=5000)
+    assert "bad.wav" in _error_dialog(w).text()
+
+
+def test_bad_model_shows_dialog_and_keeps_window(qtbot, tmp_path, tiny_model_dir):
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    (tmp_path / "empty").mkdir()
+    w.load_model(str(tmp_path / "empty"), "cpu")
+    qtbot.waitUntil(lambda: _error_dialog(w) is not None, timeout=30000)
+    assert "config.json" in _error_dialog(w).text()
+    assert w.model is not None and w.start_button.isEnabled()
+
+
+def test_settings_persist(qtbot, tmp_path, tiny_model_dir):
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.chunk_controls.hop.setValue(640)
+    w.chunk_controls.right.setValue(300)
+    w.confidence_box.setChecked(True)
+    w.close()
+    w2 = make_window(qtbot, tmp_path, tiny_model_dir)
+    assert (w2.chunk_controls.hop.value(), w2.chunk_controls.right.value()) == (640, 300)
+    assert w2.confidence_box.isChecked()
+
+
+def test_presentation_mode_shows_transcript(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    w.toggle_presentation()
+    committed, _ = w.current_text()
+    assert w.presentation.isVisible()
+    assert committed.split()[-1] in w.presentation.label.text()
