@@ -53,6 +53,10 @@ def _cmd_rf(args: argparse.Namespace) -> int:
             raise CLIError(str(exc), EXIT_MODEL) from exc
         fields = geometry.layers
         title = f"model {args.model or 'embedded default'}"
+    if args.empirical or args.sensitivity:
+        if args.kernels is not None:
+            raise CLIError("--empirical and --sensitivity measure a model: use --model, not --kernels", EXIT_USAGE)
+        return _rf_measured(args, geometry)
     if args.json:
         record = geometry.as_dict()
         record["source"] = title
@@ -70,6 +74,95 @@ def _cmd_rf(args: argparse.Namespace) -> int:
         print("feat_extract_norm=group: GroupNorm over time in conv layer 0 makes every frame depend on the whole window")
     if geometry.do_normalize:
         print("do_normalize=True: per-window input normalisation makes every frame depend on the whole window")
+    return 0
+
+
+def _analysis_audio(args: argparse.Namespace, sample_rate: int) -> np.ndarray:
+    from .audio.files import AudioFileError, read_file
+    from .synth import Voice, synthesize
+
+    if args.audio is not None:
+        try:
+            return read_file(args.audio, sample_rate)
+        except AudioFileError as exc:
+            raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
+    # Held-out text, two voices: about six seconds of speech.
+    return np.concatenate([
+        synthesize("A FIGURE WITH CURVES ALWAYS OFFERS A LOT OF INTERESTING ANGLES", Voice("en-us", words_per_minute=160), sample_rate),
+        synthesize("NO ONE IS FIT TO BE TRUSTED WITH POWER", Voice("en-gb", "m4", 150), sample_rate),
+    ])
+
+
+def _rf_measured(args: argparse.Namespace, geometry) -> int:
+    from . import rf_analysis as rfa
+    from .model import ModelLoadError, configure_torch_threads, load_model
+
+    configure_torch_threads(args.threads)
+    try:
+        model = load_model(args.model, device="cpu")
+    except ModelLoadError as exc:
+        raise CLIError(str(exc), EXIT_MODEL) from exc
+    audio = _analysis_audio(args, geometry.sample_rate)
+    n = geometry.frames(len(audio))
+    if n < 10:
+        raise CLIError(f"audio too short for analysis: {n} frames", EXIT_BAD_INPUT)
+    record: dict = {"model": model.name, "analytic": geometry.as_dict(), "audio_seconds": round(len(audio) / geometry.sample_rate, 3)}
+    lines: list[str] = []
+    if args.empirical:
+        frames = sorted({1, n // 4, n // 2, 3 * n // 4, n - 2})
+        measured = rfa.measure_rf(model, audio, frames)
+        record["empirical"] = measured
+        edit = np.zeros_like(audio)
+        a, b = geometry.frame_span(n // 2)
+        edit[b + 1600:] = np.random.default_rng(0).standard_normal(len(audio) - b - 1600) * 0.1
+        record["conv_feature_change_outside_rf"] = rfa.conv_feature_change(model, audio, n // 2, edit)
+        record["output_change_by_distance"] = rfa.output_change_by_distance(model, audio, n // 4, [0, 20, 50, 100, 200, 500, 1000, 2000])
+        lines.append(f"Analytic conv RF {geometry.rf} samples ({geometry.rf * 1000 / geometry.sample_rate:.1f} ms), "
+                     f"step {geometry.jump}; window {len(audio)} samples")
+        lines.append(f"{'frame':>6} {'analytic span':>16} {'conv grad span':>16} {'50% L/R ms':>14} {'90% L/R ms':>14} {'99% L/R ms':>14} {'grad != 0':>16}")
+        for r in measured["frames"]:
+            lines.append(
+                f"{r['frame']:>6} {str(tuple(r['analytic_span'])):>16} {str(tuple(r['conv_gradient_span'])):>16} "
+                + " ".join(f"{r[f'mass{p}_left_ms']:>6.0f}/{r[f'mass{p}_right_ms']:<7.0f}" for p in (50, 90, 99))
+                + f" {str(tuple(r['nonzero_span_samples'])):>16}")
+        lines.append(f"conv features of frame {n // 2} when only samples >100 ms outside its RF change: "
+                     f"max relative change {record['conv_feature_change_outside_rf']:.2e}"
+                     + (" (GroupNorm over time: not local)" if geometry.feat_extract_norm == "group" else " (local)"))
+        lines.append("log-prob change of frame %d from a 20 ms burst d ms after its RF: %s" % (
+            n // 4, ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in record["output_change_by_distance"])))
+    if args.sensitivity:
+        usable = [f for f in range(2, n - int(1000 / geometry.frame_ms) - 1)]
+        if len(usable) < 4:
+            raise CLIError("audio too short for a 1000 ms right-context sweep", EXIT_BAD_INPUT)
+        frames = [usable[int(i)] for i in np.linspace(0, len(usable) - 1, args.frames)]
+        step = geometry.frame_ms
+        contexts = [round(k * step, 3) for k in range(0, int(1000 / step) + 1)]
+        right = rfa.context_sensitivity(model, audio, frames, contexts, side="right")
+        left_frames = [f for f in range(int(1000 / step), n)][:: max(1, (n - int(1000 / step)) // args.frames)][: args.frames]
+        left = rfa.context_sensitivity(model, audio, left_frames, contexts[::2], side="left") if left_frames else []
+        rec = {"agreement_99": rfa.recommend(right, 0.99, 0.05), "agreement_95": rfa.recommend(right, 0.95, 0.2)}
+        rec_left = {"agreement_99": rfa.recommend(left, 0.99, 0.05), "agreement_95": rfa.recommend(left, 0.95, 0.2)}
+        record["right_context"] = [p.__dict__ for p in right]
+        record["left_context"] = [p.__dict__ for p in left]
+        record["recommended_right_ms"] = rec
+        record["recommended_left_ms"] = rec_left
+        lines.append(f"Right-context sensitivity over {len(frames)} frames (left context: all):")
+        lines.append(f"{'right ms':>9} {'mean KL':>10} {'agree':>7}")
+        for p in right[::5] + ([right[-1]] if (len(right) - 1) % 5 else []):
+            lines.append(f"{p.context_ms:>9.0f} {p.mean_kl:>10.4f} {p.agreement * 100:>6.1f}%")
+        lines.append(f"Left-context sensitivity over {len(left_frames)} frames (right context: all):")
+        for p in left[::5] + ([left[-1]] if left and (len(left) - 1) % 5 else []):
+            lines.append(f"{p.context_ms:>9.0f} {p.mean_kl:>10.4f} {p.agreement * 100:>6.1f}%")
+        def say(v):
+            return "not reached within 1000 ms" if v is None else f"{v:.0f} ms"
+        lines.append(f"Recommended right context: {say(rec['agreement_99'])} for 99% greedy agreement and KL <= 0.05; "
+                     f"{say(rec['agreement_95'])} for 95% and KL <= 0.2")
+        lines.append(f"Recommended left context: {say(rec_left['agreement_99'])} for 99% / KL <= 0.05; "
+                     f"{say(rec_left['agreement_95'])} for 95% / KL <= 0.2")
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print("\n".join(lines))
     return 0
 
 
@@ -194,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--strides", type=_int_list, help="e.g. 5,2,2,2,2,2,2")
     rf.add_argument("--fs", type=int, default=16000, help="sample rate for --kernels/--strides (Hz)")
     rf.add_argument("--json", action="store_true", help="machine-readable output")
+    rf.add_argument("--empirical", action="store_true", help="measure the RF by input gradients, beside the analytic one")
+    rf.add_argument("--sensitivity", action="store_true", help="sweep right and left context and recommend settings")
+    rf.add_argument("--audio", type=Path, help="audio for --empirical/--sensitivity (default: espeak-ng speech)")
+    rf.add_argument("--frames", type=int, default=16, help="frames sampled by --sensitivity")
+    rf.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
     rf.set_defaults(func=_cmd_rf)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files")

@@ -196,3 +196,32 @@ def test_presentation_mode_shows_transcript(qtbot, tmp_path, sentence_wav, tiny_
     committed, _ = w.current_text()
     assert w.presentation.isVisible()
     assert committed.split()[-1] in w.presentation.label.text()
+
+
+def test_gradient_toggle_draws_pinned_frame_sensitivity(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    frame = w.view.n_frames // 2
+    w.view.set_paused(True)
+    w.view.gradient_box.setChecked(True)
+    with qtbot.waitSignal(w.gradient_probe.done, timeout=60000) as blocker:
+        w.view.pin(frame)
+    got_frame, times, values = blocker.args[0]
+    assert got_frame == frame and values.max() == pytest.approx(1.0)
+    # The peak lies near the frame itself.
+    peak_t = times[int(np.argmax(values))]
+    assert abs(peak_t - (frame + 0.5) * 0.02) < 0.5
+    assert w.view.sensitivity_curve.isVisible()
+
+
+def test_sensitivity_dialog_recommends(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    w.show_sensitivity()
+    with qtbot.waitSignal(w.sensitivity_dialog.job.done, timeout=120000):
+        w.sensitivity_dialog.measure.click()
+    assert "Right context for 99% agreement" in w.sensitivity_dialog.status.text()
+    assert len(w.sensitivity_dialog.kl_plot.listDataItems()) == 2

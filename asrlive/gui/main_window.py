@@ -16,12 +16,13 @@ from ..audio.devices import DeviceError
 from ..audio.files import AudioFileError, file_info
 from ..decoder import TimedWord
 from ..export import to_json, to_srt, to_vtt, write_atomic
-from ..model import CTCModel
+from ..model import CTCModel, ModelLoadError, load_model
 from ..planner import ChunkPlan, ChunkSettings
 from ..session import LiveSession
 from .controls import ChunkControls, LevelMeter, ModelControls, SourceControls
 from .latency_panel import LatencyPanel
-from .model_loader import ModelLoader
+from .analysis import GradientProbe, SensitivityDialog, attach_gradient_toggle
+from .jobs import BackgroundJob
 from .settings import AppSettings, load_geometry_bytes
 from .stream_view import StreamView
 from .transcript_view import PresentationWindow, TranscriptView, transcript_html
@@ -105,8 +106,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.presentation = PresentationWindow(self)
 
-        self.loader = ModelLoader(self)
-        self.loader.loaded.connect(self._on_model_loaded)
+        self.loader = BackgroundJob(self, expected=(ModelLoadError,))
+        self.loader.done.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
         self.model_controls.loadRequested.connect(self.load_model)
         self.model_controls.browseRequested.connect(self._browse_model)
@@ -118,6 +119,10 @@ class MainWindow(QMainWindow):
         self.save_button.clicked.connect(self._save_dialog)
         self.present_button.clicked.connect(self.toggle_presentation)
         self.view.pausedChanged.connect(self._on_paused)
+        self.gradient_probe = GradientProbe(self)
+        attach_gradient_toggle(self.view, self.gradient_probe, self.view.gradient_box)
+        self.sensitivity_dialog = SensitivityDialog(self)
+        self.sensitivity_dialog.applyRightContext.connect(lambda ms: self.chunk_controls.right.setValue(int(round(ms))))
         self._build_menus()
 
         self.timer = QTimer(self)
@@ -163,6 +168,8 @@ class MainWindow(QMainWindow):
         self.pause_action = action(controls, "Pause / follow view", "Ctrl+P",
                                    lambda: self.view.set_paused(not self.view.paused), checkable=True)
         action(controls, "Presentation mode", "F11", self.toggle_presentation)
+        analysis = self.menuBar().addMenu("&Analysis")
+        action(analysis, "Context sensitivity…", "Ctrl+K", self.show_sensitivity)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Keyboard shortcuts", self._show_shortcuts)
 
@@ -177,7 +184,7 @@ class MainWindow(QMainWindow):
             return
         self.start_button.setEnabled(False)
         self.model_controls.set_loading(True, f"loading {source or 'the embedded model'}…")
-        self.loader.load(source, device)
+        self.loader.start(lambda: load_model(source, device=device))
 
     def _on_model_loaded(self, model: CTCModel) -> None:
         self.model = model
@@ -378,6 +385,11 @@ class MainWindow(QMainWindow):
             self.presentation.show()
             self._update_text()
 
+    def show_sensitivity(self) -> None:
+        self.sensitivity_dialog.session = self.session
+        self.sensitivity_dialog.show()
+        self.sensitivity_dialog.raise_()
+
     def _on_paused(self, paused: bool) -> None:
         self.pause_action.setChecked(paused)
 
@@ -392,6 +404,8 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session.abort()
         self.loader.wait()
+        self.gradient_probe.wait()
+        self.sensitivity_dialog.job.wait()
         self.presentation.close()
         self.settings.confidence_colours = self.confidence_box.isChecked()
         self.settings.input_device = self.source_controls.devices.currentData() or ""

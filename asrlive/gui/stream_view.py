@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..melspec import LogMel
 from ..session import LiveSession
@@ -62,6 +62,7 @@ class _GrowingRows:
 class StreamView(QWidget):
     frameHovered = Signal(object)  # FrameInfo or None
     pausedChanged = Signal(bool)
+    framePinned = Signal(int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -69,6 +70,7 @@ class StreamView(QWidget):
         self.visible_seconds = 10.0
         self.paused = False
         self.selected_frame: int | None = None
+        self.pinned_frame: int | None = None
         self._lut = pg.colormap.get("viridis").getLookupTable(nPts=256)
         self._mel_lut = pg.colormap.get("magma").getLookupTable(nPts=256)
 
@@ -125,12 +127,23 @@ class StreamView(QWidget):
         self.blank_curve = self.blank_plot.plot(pen=pg.mkPen("#333", width=1.5))
         self._char_labels: list[pg.TextItem] = []
 
-        self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pause and drag back.")
+        self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pin it and pause, "
+                                  "drag to scrub back, double-click to follow live again.")
         self.hover_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.follow_button = QPushButton("Follow live")
+        self.follow_button.setEnabled(False)
+        self.follow_button.clicked.connect(lambda: self.set_paused(False))
+        self.gradient_box = QCheckBox("Gradient sensitivity of the pinned frame")
+        self.gradient_box.setToolTip("Red curve on the waveform: |d log p / d input| of the pinned frame "
+                                     "over the window that committed it (needs a backward pass)")
+        bar = QHBoxLayout()
+        bar.addWidget(self.hover_label, 1)
+        bar.addWidget(self.gradient_box)
+        bar.addWidget(self.follow_button)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.layout_widget, 1)
-        box.addWidget(self.hover_label)
+        box.addLayout(bar)
 
         self.layout_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.layout_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
@@ -143,6 +156,7 @@ class StreamView(QWidget):
         """Show ``session`` from its start (or nothing)."""
         self.session = session
         self.selected_frame = None
+        self.pinned_frame = None
         self.sensitivity = None
         if session is None:
             return
@@ -182,6 +196,9 @@ class StreamView(QWidget):
         if paused != self.paused:
             self.paused = paused
             self._set_interactive(paused)
+            self.follow_button.setEnabled(paused)
+            if not paused:
+                self.pinned_frame = None
             self.pausedChanged.emit(paused)
 
     def _set_interactive(self, on: bool) -> None:
@@ -296,7 +313,7 @@ class StreamView(QWidget):
                 "<span style='background:#a8e0b8'>&nbsp;hop (committed)&nbsp;</span> "
                 "<span style='background:#f7d3a0'>&nbsp;right context (tentative)&nbsp;</span> "
                 "<span style='color:#c81e1e'>&#9632; frame RF</span>")
-        frame = self.selected_frame if self.selected_frame is not None else self._probs.count - 1
+        frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self._probs.count - 1)
         if frame >= 0:
             a, b = g.frame_span(frame)
             self.rf_region.setRegion((a / rate, b / rate))
@@ -332,5 +349,18 @@ class StreamView(QWidget):
         self.frameHovered.emit(info)
 
     def _on_mouse_clicked(self, event) -> None:
-        if event.button() == Qt.LeftButton and not event.double():
-            self.set_paused(not self.paused)
+        if event.button() != Qt.LeftButton or self.session is None:
+            return
+        if event.double():
+            self.set_paused(False)
+            return
+        t = self.wave_plot.vb.mapSceneToView(event.scenePos()).x()
+        frame = int(np.floor(t / self.frame_s))
+        self.set_paused(True)
+        if self.frame_info(frame) is not None:
+            self.pin(frame)
+
+    def pin(self, frame: int) -> None:
+        """Hold the RF overlay (and the gradient probe) on ``frame``."""
+        self.pinned_frame = frame
+        self.framePinned.emit(frame)

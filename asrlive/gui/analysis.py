@@ -1,0 +1,159 @@
+"""Receptive-field analysis in the app: the pinned frame's gradient over its window, and the
+context-sensitivity sweep that recommends a right context."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from .. import rf_analysis as rfa
+from ..session import LiveSession
+from .jobs import BackgroundJob
+
+SWEEP_SECONDS = 8.0
+
+
+class GradientProbe(BackgroundJob):
+    """Computes the pinned frame's input-gradient envelope from the window that committed it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._nets: dict[int, object] = {}
+
+    def probe(self, session: LiveSession, frame: int) -> str | None:
+        """Start the measurement; returns why it cannot run, or None."""
+        worker = session.worker
+        g = session.model.geometry
+        window = next((t for t in reversed(worker.store.timings) if t.commit_from <= frame < t.commit_to), None)
+        if window is None:
+            return "that frame is not committed yet"
+        start = window.first_frame * g.jump
+        end = start + g.samples_for_frames(window.end_frame - window.first_frame)
+        samples = session.ring.read(start, end) if start >= session.ring.oldest else None
+        if samples is None:
+            return "that frame's audio is no longer in the ring"
+        model = session.model
+        net = self._nets.get(id(model))
+        if net is None:
+            net = self._nets[id(model)] = rfa._double_copy(model)
+        offset = start / g.sample_rate
+
+        def run():
+            times, values = rfa.frame_sensitivity(model, samples, frame - window.first_frame, net)
+            return frame, times + offset, values
+
+        return None if self.start(run) else "a measurement is already running"
+
+
+class SensitivityDialog(QDialog):
+    """Sweeps right (and left) context on recent audio and plots KL and greedy agreement."""
+
+    applyRightContext = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Context sensitivity")
+        self.resize(900, 600)
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot.setBackground("w")
+        self.kl_plot = self.plot.addPlot(row=0, col=0, title="mean KL(offline ‖ streamed) per frame")
+        self.kl_plot.setLogMode(y=True)
+        self.agree_plot = self.plot.addPlot(row=1, col=0, title="greedy symbol agreement with offline (%)")
+        self.agree_plot.setXLink(self.kl_plot)
+        self.agree_plot.setLabel("bottom", "context (ms)")
+        for p in (self.kl_plot, self.agree_plot):
+            p.addLegend()
+            p.showGrid(x=True, y=True, alpha=0.3)
+        self.status = QLabel("Measures on the last seconds of the current run.")
+        self.status.setWordWrap(True)
+        self.measure = QPushButton("Measure")
+        self.apply = QPushButton("Apply recommended right context")
+        self.apply.setEnabled(False)
+        row = QHBoxLayout()
+        row.addWidget(self.measure)
+        row.addWidget(self.apply)
+        row.addStretch(1)
+        box = QVBoxLayout(self)
+        box.addWidget(self.plot, 1)
+        box.addWidget(self.status)
+        box.addLayout(row)
+        self.job = BackgroundJob(self)
+        self.job.done.connect(self._show)
+        self.job.failed.connect(lambda msg: self.status.setText(f"Measurement failed: {msg}"))
+        self.apply.clicked.connect(lambda: self.applyRightContext.emit(self._recommended))
+        self._recommended = 0.0
+        self.session: LiveSession | None = None
+        self.measure.clicked.connect(self.run)
+
+    def run(self) -> None:
+        s = self.session
+        if s is None or s.worker is None or s.worker.store.n_frames < 60:
+            self.status.setText("Stream at least a few seconds of speech first.")
+            return
+        g = s.model.geometry
+        end = s.worker.store.n_frames * g.jump
+        start = max(s.ring.oldest, end - int(SWEEP_SECONDS * g.sample_rate))
+        start -= start % g.jump
+        samples = s.ring.read(start, end)
+        if samples is None:
+            self.status.setText("The audio moved out of the ring; try again.")
+            return
+        model = s.model
+        n = g.frames(len(samples))
+        step = g.frame_ms
+        contexts = [k * step for k in range(0, int(1000 / step) + 1, 2)]
+        reach = int(1000 / step)
+
+        def sweep():
+            right_frames = list(np.linspace(2, max(3, n - reach - 2), 12).astype(int))
+            left_frames = list(np.linspace(min(reach, n - 3), n - 3, 12).astype(int))
+            right = rfa.context_sensitivity(model, samples, right_frames, contexts, "right")
+            left = rfa.context_sensitivity(model, samples, left_frames, contexts, "left")
+            return right, left
+
+        self.status.setText("Measuring… (one model call per frame and context length)")
+        self.job.start(sweep)
+
+    def _show(self, result) -> None:
+        right, left = result
+        self.kl_plot.clear()
+        self.agree_plot.clear()
+        for points, colour, name in ((right, "#c0392b", "right context"), (left, "#1f4e79", "left context")):
+            x = np.array([p.context_ms for p in points])
+            self.kl_plot.plot(x, np.maximum([p.mean_kl for p in points], 1e-8), pen=pg.mkPen(colour, width=2), name=name)
+            self.agree_plot.plot(x, [100 * p.agreement for p in points], pen=pg.mkPen(colour, width=2), name=name)
+        rec = rfa.recommend(right, 0.99, 0.05)
+        rec95 = rfa.recommend(right, 0.95, 0.2)
+        self._recommended = rec if rec is not None else (rec95 or 0.0)
+        self.apply.setEnabled(rec is not None or rec95 is not None)
+        say = lambda v: "not within 1000 ms" if v is None else f"{v:.0f} ms"  # noqa: E731
+        self.status.setText(f"Right context for 99% agreement and KL ≤ 0.05: {say(rec)}; "
+                            f"for 95% and KL ≤ 0.2: {say(rec95)}.")
+
+
+def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:
+    """Measure when the toggle is on and a frame is pinned; draw the result on the waveform."""
+
+    def request() -> None:
+        if not checkbox.isChecked():
+            view.sensitivity = None
+            return
+        if view.session is None or view.pinned_frame is None:
+            view.hover_label.setText("Click a frame to pin it; its gradient over the window is then drawn in red.")
+            return
+        problem = probe.probe(view.session, view.pinned_frame)
+        if problem:
+            view.hover_label.setText(f"Gradient sensitivity: {problem}.")
+
+    def show(result) -> None:
+        frame, times, values = result
+        if checkbox.isChecked():
+            view.sensitivity = (frame, times, values)
+            view.refresh()
+
+    checkbox.toggled.connect(lambda _: request())
+    view.framePinned.connect(lambda _: request())
+    probe.done.connect(show)
+    probe.failed.connect(lambda msg: view.hover_label.setText(f"Gradient sensitivity failed: {msg}"))

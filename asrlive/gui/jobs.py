@@ -1,0 +1,62 @@
+"""Runs one callable on a worker QThread and reports back on the GUI thread by signal, so slow
+work (loading weights, taking gradients) never freezes the window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+
+class _Call(QObject):
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, fn: Callable[[], object], expected: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.fn = fn
+        self.expected = expected
+
+    def run(self) -> None:
+        try:
+            self.done.emit(self.fn())
+        except self.expected as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # anything else still reaches the user, with its type
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
+class BackgroundJob(QObject):
+    """One job at a time; ``done(result)`` or ``failed(message)`` after each ``start``."""
+
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, expected: tuple[type[BaseException], ...] = ()):
+        super().__init__(parent)
+        self.expected = expected
+        self._thread: QThread | None = None
+        self._call: _Call | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def start(self, fn: Callable[[], object]) -> bool:
+        if self.busy:
+            return False
+        thread = QThread(self)
+        call = _Call(fn, self.expected)
+        call.moveToThread(thread)
+        thread.started.connect(call.run)
+        call.done.connect(self.done)
+        call.failed.connect(self.failed)
+        call.done.connect(thread.quit)
+        call.failed.connect(thread.quit)
+        self._thread, self._call = thread, call
+        thread.start()
+        return True
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.wait()

@@ -1,0 +1,205 @@
+"""Receptive fields measured, not assumed: input gradients of one output frame, locality checks,
+and how a frame's posteriors converge as left or right context grows.
+
+Everything runs on a CTCModel from ``asrlive.model``; gradients are taken in float64 on a copy of
+the model so the live model (and its float16 weights on a GPU) is untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import CTCModel
+
+MASS_LEVELS = (0.5, 0.9, 0.99)
+
+
+def _double_copy(model: CTCModel):
+    import torch
+
+    with model._lock:
+        net = copy.deepcopy(model.model).to("cpu", torch.float64).eval()
+    return net
+
+
+def _prepare(model: CTCModel, samples: np.ndarray):
+    import torch
+
+    x = torch.tensor(np.asarray(samples, np.float64))[None]
+    x.requires_grad_(True)
+    if model.do_normalize:
+        xin = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
+    else:
+        xin = x
+    return x, xin
+
+
+def conv_gradient(model: CTCModel, samples: np.ndarray, frame: int, net=None) -> np.ndarray:
+    """|d features[frame] / d input| for the conv feature encoder alone (every channel, summed
+    with random signs so no channel's gradient can cancel another's)."""
+    import torch
+
+    net = net or _double_copy(model)
+    x, xin = _prepare(model, samples)
+    feats = net.base_model.feature_extractor(xin)[0]  # (channels, frames)
+    weights = torch.tensor(np.random.default_rng(0).choice([-1.0, 1.0], feats.shape[0]), dtype=torch.float64)
+    (feats[:, frame] * weights).sum().backward()
+    return x.grad[0].abs().numpy()
+
+
+def output_gradient(model: CTCModel, samples: np.ndarray, frame: int, net=None) -> np.ndarray:
+    """|d log p(argmax symbol at frame) / d input| through the whole model."""
+    import torch
+
+    net = net or _double_copy(model)
+    x, xin = _prepare(model, samples)
+    logp = torch.log_softmax(net(xin).logits[0], dim=-1)
+    logp[frame, int(torch.argmax(logp[frame]))].backward()
+    return x.grad[0].abs().numpy()
+
+
+def nonzero_span(gradient: np.ndarray, rel_tol: float = 0.0) -> tuple[int, int]:
+    """Half-open span [first, last + 1) of samples whose gradient is above ``rel_tol`` * max."""
+    idx = np.flatnonzero(gradient > rel_tol * gradient.max())
+    return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
+
+
+@dataclass(frozen=True)
+class EffectiveRF:
+    """Central spans holding a share of the gradient mass, in samples relative to the frame centre
+    (left extent, right extent)."""
+
+    frame: int
+    centre_sample: float
+    spans: dict[float, tuple[float, float]]
+    nonzero: tuple[int, int]
+
+    def as_dict(self, sample_rate: int) -> dict:
+        ms = 1000.0 / sample_rate
+        return {
+            "frame": self.frame,
+            "nonzero_span_samples": list(self.nonzero),
+            **{f"mass{int(p * 100)}_left_ms": round(lr[0] * ms, 2) for p, lr in self.spans.items()},
+            **{f"mass{int(p * 100)}_right_ms": round(lr[1] * ms, 2) for p, lr in self.spans.items()},
+        }
+
+
+def effective_rf(gradient: np.ndarray, frame: int, centre: float) -> EffectiveRF:
+    mass = np.cumsum(gradient) / max(gradient.sum(), 1e-300)
+    spans = {}
+    for p in MASS_LEVELS:
+        lo = float(np.searchsorted(mass, (1 - p) / 2))
+        hi = float(np.searchsorted(mass, (1 + p) / 2)) + 1
+        spans[p] = (max(0.0, centre - lo), max(0.0, hi - centre))
+    return EffectiveRF(frame, centre, spans, nonzero_span(gradient))
+
+
+def measure_rf(model: CTCModel, samples: np.ndarray, frames: list[int]) -> dict:
+    """Analytic conv RF, gradient-measured conv span and whole-model effective RF for ``frames``."""
+    g = model.geometry
+    net = _double_copy(model)
+    rows = []
+    for f in frames:
+        conv = conv_gradient(model, samples, f, net)
+        full = output_gradient(model, samples, f, net)
+        a, b = g.frame_span(f)
+        eff = effective_rf(full, f, (a + b) / 2)
+        rows.append({"frame": f, "analytic_span": [a, b], "conv_gradient_span": list(nonzero_span(conv)),
+                     **eff.as_dict(g.sample_rate)})
+    return {"rf_samples": g.rf, "jump_samples": g.jump, "window_samples": len(samples), "frames": rows}
+
+
+def conv_feature_change(model: CTCModel, samples: np.ndarray, frame: int, edit: np.ndarray) -> float:
+    """Largest change of the conv features of ``frame`` when ``edit`` (same length as samples,
+    zero inside the frame's RF) is added to the input, relative to the features' scale."""
+    import torch
+
+    net = _double_copy(model)
+    with torch.no_grad():
+        feats = []
+        for x in (samples, samples + edit):
+            _, xin = _prepare(model, x)
+            feats.append(net.base_model.feature_extractor(xin.detach())[0][:, frame].numpy())
+    return float(np.abs(feats[1] - feats[0]).max() / (np.abs(feats[0]).max() + 1e-12))
+
+
+def output_change_by_distance(model: CTCModel, samples: np.ndarray, frame: int,
+                              distances_ms: list[float], burst_ms: float = 20.0) -> list[tuple[float, float]]:
+    """How much the frame's log-probs move (max abs) when a short noise burst is added
+    ``distance`` ms after the frame's RF: attention, the positional conv and any global norm
+    show here even though the conv RF has ended."""
+    g = model.geometry
+    a, b = g.frame_span(frame)
+    base = model.log_probs(samples)[frame]
+    burst = int(burst_ms * g.sample_rate / 1000)
+    noise = np.random.default_rng(1).standard_normal(burst).astype(np.float32) * 0.3
+    out = []
+    for d in distances_ms:
+        start = b + int(d * g.sample_rate / 1000)
+        if start + burst > len(samples):
+            break
+        x = samples.copy()
+        x[start:start + burst] += noise
+        out.append((d, float(np.abs(model.log_probs(x)[frame] - base).max())))
+    return out
+
+
+@dataclass(frozen=True)
+class SensitivityPoint:
+    context_ms: float
+    mean_kl: float       # KL(offline || with this context), nats, averaged over frames
+    agreement: float     # share of frames whose greedy symbol equals the offline one
+
+
+def _kl(p_log: np.ndarray, q_log: np.ndarray) -> np.ndarray:
+    return np.sum(np.exp(p_log) * (p_log - q_log), axis=-1)
+
+
+def context_sensitivity(model: CTCModel, samples: np.ndarray, frames: list[int], contexts_ms: list[float],
+                        side: str = "right", other_ms: float | None = None) -> list[SensitivityPoint]:
+    """For each context length, run each frame's window with that much context on ``side`` (and
+    ``other_ms`` on the other side; None = all there is) and compare the frame with the offline pass."""
+    if side not in ("right", "left"):
+        raise ValueError("side is 'right' or 'left'")
+    g = model.geometry
+    offline = model.log_probs(samples)
+    total = len(offline)
+    points = []
+    for ctx in contexts_ms:
+        n_ctx = int(round(ctx / g.frame_ms))
+        n_other = total if other_ms is None else int(round(other_ms / g.frame_ms))
+        kls, agree = [], []
+        for f in frames:
+            left, right = (n_other, n_ctx) if side == "right" else (n_ctx, n_other)
+            first, end = max(0, f - left), min(total, f + 1 + right)
+            start = first * g.jump
+            window = samples[start:start + g.samples_for_frames(end - first)]
+            lp = model.log_probs(window)[f - first]
+            kls.append(max(0.0, float(_kl(offline[f], lp))))
+            agree.append(int(np.argmax(lp) == np.argmax(offline[f])))
+        points.append(SensitivityPoint(ctx, float(np.mean(kls)), float(np.mean(agree))))
+    return points
+
+
+def recommend(points: list[SensitivityPoint], agreement: float = 0.99, max_kl: float = 0.05) -> float | None:
+    """Smallest context whose agreement and KL meet the targets, and every longer one does too."""
+    ok = [p.agreement >= agreement and p.mean_kl <= max_kl for p in points]
+    for i, p in enumerate(points):
+        if all(ok[i:]):
+            return p.context_ms
+    return None
+
+
+def frame_sensitivity(model: CTCModel, samples: np.ndarray, frame_in_window: int, net=None,
+                      buckets_per_second: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient magnitude of one frame over its window, as a peak envelope normalised to 1:
+    (bucket start times in seconds from the window start, values)."""
+    grad = output_gradient(model, samples, frame_in_window, net)
+    bucket = max(1, model.sample_rate // buckets_per_second)
+    n = len(grad) // bucket
+    env = grad[: n * bucket].reshape(n, bucket).max(axis=1)
+    env /= max(float(env.max()), 1e-300)
+    return np.arange(n) * bucket / model.sample_rate, env

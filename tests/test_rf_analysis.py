@@ -1,0 +1,96 @@
+"""Measured receptive fields: gradient spans, locality of conv features, context sensitivity."""
+
+import json
+
+import numpy as np
+import pytest
+
+from asrlive import rf_analysis as rfa
+from asrlive.cli import main
+from asrlive.model import load_model
+from tests.conftest import make_tiny_model
+
+CONFIGS = [
+    ((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)),   # wav2vec2
+    ((12, 4, 2, 2, 3, 4), (5, 3, 2, 1, 1, 1)),         # odd strides, stride-1 tail
+    ((5, 3, 2), (2, 2, 1)),
+    ((7, 5, 4), (3, 4, 2)),
+]
+
+
+@pytest.mark.parametrize("kernels,strides", CONFIGS)
+def test_conv_gradient_span_equals_analytic_rf(tmp_path, kernels, strides):
+    model = load_model(make_tiny_model(tmp_path / "m", conv_kernel=kernels, conv_stride=strides), device="cpu")
+    g = model.geometry
+    x = (np.random.default_rng(0).standard_normal(6000) * 0.1).astype(np.float32)
+    n = g.frames(len(x))
+    for frame in (0, 1, n // 2, n - 1):
+        assert rfa.nonzero_span(rfa.conv_gradient(model, x, frame)) == g.frame_span(frame)
+
+
+def test_group_norm_breaks_conv_locality_layer_norm_keeps_it(tmp_path):
+    x = (np.random.default_rng(1).standard_normal(16000) * 0.1).astype(np.float32)
+    layer = load_model(make_tiny_model(tmp_path / "layer", norm="layer"), device="cpu")
+    group = load_model(make_tiny_model(tmp_path / "group", norm="group"), device="cpu")
+    frame = 5
+    a, b = layer.geometry.frame_span(frame)
+    edit = np.zeros_like(x)
+    edit[b + 3200:] = np.random.default_rng(2).standard_normal(len(x) - b - 3200) * 0.3
+    assert rfa.conv_feature_change(layer, x, frame, edit) == 0.0
+    assert rfa.conv_feature_change(group, x, frame, edit) > 1e-2
+    # And the gradient shows it: GroupNorm spreads a conv frame's dependence over the window.
+    assert rfa.nonzero_span(rfa.conv_gradient(group, x, frame)) == (0, len(x) - len(x) % 5)
+
+
+def test_attention_reaches_past_the_conv_rf(tiny_model):
+    x = (np.random.default_rng(3).standard_normal(32000) * 0.1).astype(np.float32)
+    grad = rfa.output_gradient(tiny_model, x, 20)
+    a, b = tiny_model.geometry.frame_span(20)
+    first, last = rfa.nonzero_span(grad)
+    assert first < a and last > b  # the whole model sees beyond the 25 ms conv RF
+    eff = rfa.effective_rf(grad, 20, (a + b) / 2)
+    lefts = [eff.spans[p][0] for p in rfa.MASS_LEVELS]
+    assert lefts == sorted(lefts)  # more mass needs a wider span
+
+
+def test_sensitivity_converges_to_offline(tiny_model):
+    x = (np.random.default_rng(4).standard_normal(48000) * 0.1).astype(np.float32)
+    frames = list(range(10, 80, 7))
+    contexts = [0, 20, 40, 80, 160, 320, 640, 1500]
+    points = rfa.context_sensitivity(tiny_model, x, frames, contexts, side="right")
+    kl = [p.mean_kl for p in points]
+    assert kl[-1] < 1e-6 and points[-1].agreement == 1.0  # full context: the offline result
+    assert kl[0] > 10 * max(kl[-1], 1e-9)
+    rises = sum(b > a * 1.5 + 1e-9 for a, b in zip(kl, kl[1:]))
+    assert rises <= 1  # monotone-ish
+    left = rfa.context_sensitivity(tiny_model, x, [90, 100, 110], [0, 200, 2500], side="left")
+    assert left[-1].mean_kl < 1e-6 and left[0].mean_kl > left[-1].mean_kl
+
+
+def test_recommend_picks_first_stable_context():
+    pts = [rfa.SensitivityPoint(c, kl, ag) for c, kl, ag in
+           [(0, 0.5, 0.8), (20, 0.01, 0.995), (40, 0.2, 0.9), (60, 0.01, 0.99), (80, 0.0, 1.0)]]
+    assert rfa.recommend(pts) == 60
+    assert rfa.recommend(pts[:3]) is None
+
+
+def test_rf_cli_empirical_json(tiny_model_dir, capsys, tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "x.wav"
+    sf.write(wav, (np.random.default_rng(5).standard_normal(40000) * 0.1).astype(np.float32), 16000)
+    assert main(["rf", "--model", str(tiny_model_dir), "--empirical", "--audio", str(wav), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    for row in record["empirical"]["frames"]:
+        assert row["conv_gradient_span"] == row["analytic_span"]
+    assert record["conv_feature_change_outside_rf"] == 0.0
+
+
+def test_rf_cli_sensitivity_table(tiny_model_dir, capsys, tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "x.wav"
+    sf.write(wav, (np.random.default_rng(6).standard_normal(56000) * 0.1).astype(np.float32), 16000)
+    assert main(["rf", "--model", str(tiny_model_dir), "--sensitivity", "--audio", str(wav), "--frames", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "Right-context sensitivity" in out and "Recommended right context" in out
