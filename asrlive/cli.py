@@ -252,6 +252,78 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failures else 0
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    """Transcribe the microphone, printing committed text as it is committed."""
+    import time
+
+    from .audio.devices import DeviceError
+    from .model import ModelLoadError, configure_torch_threads, load_model
+    from .planner import ChunkPlan, ChunkSettings
+    from .session import LiveSession
+
+    configure_torch_threads(args.threads)
+    try:
+        model = load_model(args.model, device=args.device, half=args.half)
+    except ModelLoadError as exc:
+        raise CLIError(str(exc), EXIT_MODEL) from exc
+    try:
+        plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms))
+    except ValueError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from exc
+    session = LiveSession(model, plan, journal=not args.no_journal)
+    try:
+        session.start_mic(args.input_device)
+    except (DeviceError, OSError) as exc:
+        raise CLIError(str(exc), EXIT_DEVICE) from exc
+    printed, seen, code = "", 0, 0
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while True:
+            status = session.worker.wait_update(seen, timeout=0.25)
+            seen = status.windows
+            new = status.committed_text[len(printed):]
+            if new:
+                sys.stdout.write(new)
+                sys.stdout.flush()
+                printed = status.committed_text
+            if status.finished:
+                break
+            if session.error and code == 0:
+                print(f"\nasrlive: error: {session.error}; stopping (text so far kept)", file=sys.stderr)
+                code = EXIT_DEVICE
+                session.stop()
+            elif deadline is not None and time.monotonic() >= deadline:
+                session.stop()
+    except KeyboardInterrupt:
+        session.stop()
+        session.wait()
+        printed = session.worker.status.committed_text if session.worker else printed
+    final = session.worker.status
+    sys.stdout.write(final.committed_text[len(printed):] + "\n")
+    if args.json_summary:
+        stats = session.latency()
+        print(json.dumps({"text": final.committed_text, "frames": final.committed_frames,
+                          "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
+                          "speech_to_text_p50_ms": stats.speech_to_text_p50,
+                          "speech_to_text_p95_ms": stats.speech_to_text_p95}), file=sys.stderr)
+    return code
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from .journal import pending_journals, settle
+
+    pending = pending_journals()
+    if not pending:
+        print("no interrupted transcripts to recover", file=sys.stderr)
+        return 0
+    for journal in pending:
+        print(f"# {journal.started}  {journal.source}  ({journal.path})")
+        print(journal.text)
+        if args.settle:
+            settle(journal)
+    return 0
+
+
 def _cmd_devices(args: argparse.Namespace) -> int:
     from .audio.devices import DeviceError, list_input_devices
 
@@ -309,6 +381,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-o", "--output", type=Path, help="output file (a folder for several files)")
     tr.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
     tr.set_defaults(func=_cmd_transcribe)
+
+    lv = sub.add_parser("live", help="transcribe an input device, printing text as it is committed")
+    lv.add_argument("--model", help="model folder or hub id (default: the embedded model)")
+    lv.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
+    lv.add_argument("--half", action="store_true", help="float16 weights on a GPU")
+    lv.add_argument("--input-device", help="input device index or name substring (default: the system default)")
+    lv.add_argument("--chunk-ms", type=float, default=1000.0)
+    lv.add_argument("--left-ms", type=float, default=2000.0)
+    lv.add_argument("--right-ms", type=float, default=500.0)
+    lv.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl+C)")
+    lv.add_argument("--no-journal", action="store_true", help="do not journal committed text to disk")
+    lv.add_argument("--json-summary", action="store_true", help="print a JSON summary with latencies to stderr")
+    lv.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
+    lv.set_defaults(func=_cmd_live)
+
+    rc = sub.add_parser("recover", help="print transcripts of runs that were interrupted (crash, kill)")
+    rc.add_argument("--settle", action="store_true", help="mark them recovered so they are not offered again")
+    rc.set_defaults(func=_cmd_recover)
 
     dv = sub.add_parser("devices", help="list audio input devices")
     dv.add_argument("--json", action="store_true")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio.ring import AudioRing
+from .journal import TranscriptJournal
 from .audio.sources import ArraySource, FileSource, MicSource
 from .model import CTCModel
 from .planner import ChunkPlan
@@ -40,7 +41,8 @@ class LatencyStats:
 
 
 class LiveSession:
-    def __init__(self, model: CTCModel, plan: ChunkPlan, ring_seconds: float = RING_SECONDS):
+    def __init__(self, model: CTCModel, plan: ChunkPlan, ring_seconds: float = RING_SECONDS,
+                 journal: bool = False):
         self.model = model
         self.ring = AudioRing(int(ring_seconds * model.sample_rate), model.sample_rate)
         self.worker: StreamWorker | None = None
@@ -48,6 +50,8 @@ class LiveSession:
         self._plan = plan
         self.capture_block_ms = 0.0
         self.label = ""
+        self.journaling = journal
+        self.journal: TranscriptJournal | None = None
 
     def _start(self, source, live: bool, label: str, block_ms: float) -> None:
         if self.worker is not None:
@@ -56,6 +60,9 @@ class LiveSession:
         self.label = label
         self.capture_block_ms = block_ms
         self.worker = StreamWorker(self.model, self.ring, self._plan, live=live)
+        if self.journaling:
+            self.journal = TranscriptJournal(label, self.model.name)
+            self.worker.add_listener(self._journal_commit)
         self.worker.start()
         try:
             source.start()
@@ -63,6 +70,12 @@ class LiveSession:
             self.worker.abort()
             self.worker.join()
             raise
+
+    def _journal_commit(self, status) -> None:
+        g = self.model.geometry
+        self.journal.commit(status.committed_text, status.committed_frames * g.jump / g.sample_rate)
+        if status.finished and status.error is None:
+            self.journal.close()
 
     def start_file(self, path: Path | str, realtime: bool = True, speed: float = 1.0) -> None:
         block_s = 0.02 if realtime else 0.25

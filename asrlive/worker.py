@@ -56,6 +56,18 @@ class StreamWorker:
         self._thread: threading.Thread | None = None
         self._windows = 0
         self._tentative = ""
+        self._listeners: list = []
+        self._updated = threading.Condition()
+
+    def add_listener(self, fn) -> None:
+        """``fn(status)`` runs on the worker thread after every window and at the end; keep it short."""
+        self._listeners.append(fn)
+
+    def wait_update(self, seen_windows: int, timeout: float | None = None) -> StreamStatus:
+        """Block until more than ``seen_windows`` windows ran, the stream ended, or ``timeout``."""
+        with self._updated:
+            self._updated.wait_for(lambda: self.status.windows > seen_windows or self.status.finished, timeout)
+            return self.status
 
     @property
     def plan(self) -> ChunkPlan:
@@ -183,3 +195,7 @@ class StreamWorker:
             error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             plan=self._plan.describe(),
         )
+        for fn in self._listeners:
+            fn(self.status)
+        with self._updated:
+            self._updated.notify_all()

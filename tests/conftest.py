@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+# Journals of test runs go to a throwaway folder, never the user's state directory.
+os.environ["ASRLIVE_STATE_DIR"] = tempfile.mkdtemp(prefix="asrlive-test-state-")
 
 from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER  # noqa: E402
 

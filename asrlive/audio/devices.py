@@ -19,11 +19,22 @@ class InputDevice:
     is_default: bool
 
 
-def list_input_devices() -> list[InputDevice]:
+def rescan_devices() -> None:
+    """Re-initialise PortAudio so devices plugged in (or servers started) since are seen.
+    Only while no stream is open: PortAudio invalidates every stream on re-initialisation."""
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+
+
+def list_input_devices(rescan: bool = False) -> list[InputDevice]:
     """Input devices, the default first."""
     import sounddevice as sd
 
     try:
+        if rescan:
+            rescan_devices()
         devices = sd.query_devices()
         apis = sd.query_hostapis()
         default_in = sd.default.device[0]

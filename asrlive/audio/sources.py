@@ -102,6 +102,9 @@ class ArraySource(FileSource):
             self.ring.close()
 
 
+STALL_SECONDS = 2.0
+
+
 class MicSource:
     """Captures a sounddevice input stream into the ring.
 
@@ -122,8 +125,8 @@ class MicSource:
         self.block_frames = max(1, int(native_rate * block_ms / 1000))
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self.level = 0.0  # peak of the last block, for a level meter
-        self.clipped_blocks = 0
+        self._started = False
+        self._last_callback = 0.0
         if native_rate == ring.sample_rate:
             self._capture_ring = ring
             self._relay = None
@@ -137,17 +140,20 @@ class MicSource:
 
     @property
     def error(self) -> BaseException | None:
+        """The device failed, or went silent: a stream that stops calling back is a lost device
+        on some back ends (ALSA via PulseAudio) that never report it otherwise."""
+        if self._error is None and self._started and not self._stop.is_set():
+            if time.monotonic() - self._last_callback > STALL_SECONDS:
+                from .devices import DeviceError
+
+                self._error = DeviceError(f"input device '{self.device_name}' stopped delivering audio")
         return self._error
 
     def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        self._last_callback = time.monotonic()
         if status.input_overflow:
             self.ring.input_overflows += 1
-        mono = indata[:, 0]
-        self._capture_ring.write(mono)
-        peak = float(np.max(np.abs(mono))) if frames else 0.0
-        self.level = peak
-        if peak >= 0.999:
-            self.clipped_blocks += 1
+        self._capture_ring.write(indata[:, 0])
 
     def _finished(self) -> None:
         if not self._stop.is_set():
@@ -175,12 +181,15 @@ class MicSource:
     def start(self) -> None:
         if self._relay is not None:
             self._relay.start()
+        self._last_callback = time.monotonic()
         self._stream.start()
+        self._started = True
 
     def stop(self) -> None:
         self._stop.set()
         try:
-            self._stream.stop()
+            # abort, not stop: stop waits for pending buffers, which a vanished device never delivers.
+            self._stream.abort()
             self._stream.close()
         except self._sd.PortAudioError:
             pass  # the device may already be gone; the ring is closed below either way

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..audio.devices import DeviceError, list_input_devices
@@ -98,14 +98,14 @@ class SourceControls(QGroupBox):
         row2.addWidget(self.open)
         box.addLayout(row2)
         box.addWidget(self.speed)
-        self.refresh.clicked.connect(self.refresh_devices)
+        self.refresh.clicked.connect(lambda: self.refresh_devices())
         self.open.clicked.connect(self.openFileRequested)
 
-    def refresh_devices(self, keep: str = "") -> None:
+    def refresh_devices(self, keep: str = "", rescan: bool = True) -> None:
         current = keep or self.devices.currentData() or ""
         self.devices.clear()
         try:
-            devices = list_input_devices()
+            devices = list_input_devices(rescan=rescan)
         except (DeviceError, OSError) as exc:
             self.devices.addItem(f"(no devices: {exc})", "")
             return

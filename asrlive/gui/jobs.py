@@ -37,14 +37,24 @@ class BackgroundJob(QObject):
         self.expected = expected
         self._thread: QThread | None = None
         self._call: _Call | None = None
+        self._pending = False
+        self.done.connect(self._finished)
+        self.failed.connect(self._finished)
+
+    def _finished(self, _result) -> None:
+        self._pending = False
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
+        """A call is running whose result has not been delivered yet."""
+        return self._pending
 
     def start(self, fn: Callable[[], object]) -> bool:
-        if self.busy:
+        if self._pending:
             return False
+        if self._thread is not None:
+            self._thread.wait()  # the last call delivered its result; its thread is only quitting
+        self._pending = True
         thread = QThread(self)
         call = _Call(fn, self.expected)
         call.moveToThread(thread)

@@ -16,6 +16,7 @@ from ..audio.devices import DeviceError
 from ..audio.files import AudioFileError, file_info
 from ..decoder import TimedWord
 from ..export import to_json, to_srt, to_vtt, write_atomic
+from ..journal import pending_journals, settle
 from ..model import CTCModel, ModelLoadError, load_model
 from ..planner import ChunkPlan, ChunkSettings
 from ..session import LiveSession
@@ -43,8 +44,10 @@ class FinishedPart:
 class MainWindow(QMainWindow):
     sessionFinished = Signal()
 
-    def __init__(self, settings_store: QSettings | None = None, initial_model: str | None = None):
+    def __init__(self, settings_store: QSettings | None = None, initial_model: str | None = None,
+                 journaling: bool = True):
         super().__init__()
+        self.journaling = journaling
         self.setWindowTitle("asrlive")
         self.store = settings_store or QSettings("asrlive", "asrlive")
         self.settings = AppSettings.load(self.store)
@@ -132,7 +135,7 @@ class MainWindow(QMainWindow):
 
         self.chunk_controls.set_values(ChunkSettings(self.settings.chunk_ms, self.settings.left_ms, self.settings.right_ms))
         self.model_controls.device.setCurrentText(self.settings.compute_device)
-        self.source_controls.refresh_devices(self.settings.input_device)
+        self.source_controls.refresh_devices(self.settings.input_device, rescan=False)
         index = next((i for i, (_, v) in enumerate(SourceControls.SPEEDS)
                       if v == (0.0 if not self.settings.realtime_files else self.settings.file_speed)), 0)
         self.source_controls.speed.setCurrentIndex(index)
@@ -144,6 +147,36 @@ class MainWindow(QMainWindow):
         source = initial_model if initial_model is not None else (self.settings.model or None)
         self.model_controls.set_source(source)
         self.load_model(source, self.settings.compute_device)
+        self.recovery_box: QMessageBox | None = None
+        QTimer.singleShot(0, self._offer_recovery)
+
+    def _offer_recovery(self) -> None:
+        """A run that crashed or was killed left committed text in its journal: offer it back."""
+        pending = pending_journals()
+        if not pending:
+            return
+        words = sum(len(p.text.split()) for p in pending)
+        box = QMessageBox(QMessageBox.Question, "Recover transcript",
+                          f"{len(pending)} interrupted run(s) left {words} committed words "
+                          f"(latest from {pending[-1].started}). Recover them into the transcript?",
+                          QMessageBox.Yes | QMessageBox.No, self)
+        box.setObjectName("recoveryDialog")
+
+        def answered(button) -> None:
+            if box.standardButton(button) == QMessageBox.Yes:
+                for p in pending:
+                    self.parts.append(FinishedPart(p.text, [], 0.0))
+                self._update_text_idle()
+            for p in pending:
+                settle(p)
+
+        box.buttonClicked.connect(answered)
+        self.recovery_box = box
+        box.open()
+
+    def _update_text_idle(self) -> None:
+        committed, _ = self.current_text()
+        self.transcript.show_html(transcript_html("", None, committed, "", False).replace("\n", "<br>"))
 
     # -- menus and shortcuts ------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -229,7 +262,7 @@ class MainWindow(QMainWindow):
         if self.session is not None and self.session.running:
             return False
         self._finish_part()
-        session = LiveSession(self.model, self.chunk_controls.plan)
+        session = LiveSession(self.model, self.chunk_controls.plan, journal=self.journaling)
         try:
             if self.source_controls.file.isChecked():
                 if not self.source_controls.path:
@@ -247,6 +280,7 @@ class MainWindow(QMainWindow):
         self._reported_error = False
         self.view.reset(session)
         self.start_button.setText("Stop")
+        self.source_controls.refresh.setEnabled(False)  # a PortAudio rescan would kill the stream
         return True
 
     def stop_streaming(self) -> None:
@@ -289,6 +323,7 @@ class MainWindow(QMainWindow):
         if finished and self.start_button.text() != "Start":
             self.start_button.setText("Start")
             self.start_button.setEnabled(True)
+            self.source_controls.refresh.setEnabled(True)
             self.sessionFinished.emit()
 
     def current_text(self) -> tuple[str, str]:

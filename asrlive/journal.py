@@ -1,0 +1,93 @@
+"""Crash-safe transcript journal: committed text is appended and flushed to disk as it is
+committed, so a crash or kill -9 loses at most the tentative tail; the next start offers it back.
+
+One JSON object a line: a header, then {"text": <committed delta>, "end_s": <audio time>}, and
+{"closed": true} after a clean stop. A journal without the closing line is pending recovery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def journal_dir() -> Path:
+    base = os.environ.get("ASRLIVE_STATE_DIR")
+    if base:
+        return Path(base) / "journal"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "asrlive" / "journal"
+
+
+class TranscriptJournal:
+    def __init__(self, label: str, model: str, folder: Path | None = None):
+        self.folder = folder or journal_dir()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.path = self.folder / f"{stamp}-{os.getpid()}-{id(self) & 0xffff:04x}.jsonl"
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._write({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": label, "model": model})
+        self._text = ""
+
+    def _write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def commit(self, committed_text: str, end_s: float) -> None:
+        """Record the committed text so far; only what is new since the last call is written."""
+        if committed_text.startswith(self._text) and len(committed_text) > len(self._text):
+            self._write({"text": committed_text[len(self._text):], "end_s": round(end_s, 3)})
+            self._text = committed_text
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._write({"closed": True})
+            self._file.close()
+
+
+@dataclass(frozen=True)
+class PendingJournal:
+    path: Path
+    started: str
+    source: str
+    text: str
+
+
+def read_journal(path: Path) -> tuple[dict, str, bool]:
+    """(header, text, closed); a torn last line (the crash) is ignored."""
+    header: dict = {}
+    parts: list[str] = []
+    closed = False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "started" in record:
+            header = record
+        elif "text" in record:
+            parts.append(record["text"])
+        elif record.get("closed"):
+            closed = True
+    return header, "".join(parts), closed
+
+
+def pending_journals(folder: Path | None = None) -> list[PendingJournal]:
+    """Journals of runs that did not stop cleanly and still hold text, oldest first."""
+    folder = folder or journal_dir()
+    found = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        header, text, closed = read_journal(path)
+        if not closed and text.strip():
+            found.append(PendingJournal(path, header.get("started", ""), header.get("source", ""), text.strip()))
+    return found
+
+
+def settle(journal: PendingJournal) -> None:
+    """Mark a pending journal as dealt with (recovered or declined)."""
+    with open(journal.path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"closed": True, "settled": True}) + "\n")
