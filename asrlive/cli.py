@@ -213,7 +213,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
     configure_torch_threads(args.threads)
     try:
-        model = load_model(args.model, device=args.device, half=args.half)
+        model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     try:
@@ -241,6 +241,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             print(f"asrlive: error: {exc}", file=sys.stderr)
             failures += 1
             continue
+        for warning in transcript.warnings():
+            print(f"asrlive: warning: {path}: {warning}", file=sys.stderr)
         text = _render(transcript, args.format)
         if out is None:
             sys.stdout.write(text)
@@ -263,7 +265,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
     configure_torch_threads(args.threads)
     try:
-        model = load_model(args.model, device=args.device, half=args.half)
+        model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     try:
@@ -275,31 +277,32 @@ def _cmd_live(args: argparse.Namespace) -> int:
         session.start_mic(args.input_device)
     except (DeviceError, OSError) as exc:
         raise CLIError(str(exc), EXIT_DEVICE) from exc
-    printed, seen, code = "", 0, 0
+    print(f"asrlive: listening on '{session.label}' with {Path(model.name).name or model.name}; "
+          f"latency {plan.latency_ms:.0f} ms (Ctrl+C stops)", file=sys.stderr, flush=True)
+    printed, seen = "", 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
         while True:
             status = session.worker.wait_update(seen, timeout=0.25)
             seen = status.windows
-            new = status.committed_text[len(printed):]
-            if new:
-                sys.stdout.write(new)
+            if len(status.committed_text) > len(printed):
+                sys.stdout.write(status.committed_text[len(printed):])
                 sys.stdout.flush()
                 printed = status.committed_text
             if status.finished:
                 break
-            if session.error and code == 0:
-                print(f"\nasrlive: error: {session.error}; stopping (text so far kept)", file=sys.stderr)
-                code = EXIT_DEVICE
-                session.stop()
-            elif deadline is not None and time.monotonic() >= deadline:
-                session.stop()
+            if session.error or (deadline is not None and time.monotonic() >= deadline):
+                session.stop()  # the worker drains what was captured, then finishes
     except KeyboardInterrupt:
         session.stop()
         session.wait()
-        printed = session.worker.status.committed_text if session.worker else printed
     final = session.worker.status
     sys.stdout.write(final.committed_text[len(printed):] + "\n")
+    sys.stdout.flush()
+    code = 0
+    if session.error:
+        print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
+        code = EXIT_DEVICE
     if args.json_summary:
         stats = session.latency()
         print(json.dumps({"text": final.committed_text, "frames": final.committed_frames,
@@ -371,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", help="model folder or hub id (default: the embedded model)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--half", action="store_true", help="float16 weights on a GPU")
+    tr.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
     tr.add_argument("--chunk-ms", type=float, default=1000.0, help="hop: audio committed per window")
     tr.add_argument("--left-ms", type=float, default=2000.0, help="left context per window")
     tr.add_argument("--right-ms", type=float, default=500.0, help="right context (look-ahead) per window")
@@ -386,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--model", help="model folder or hub id (default: the embedded model)")
     lv.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     lv.add_argument("--half", action="store_true", help="float16 weights on a GPU")
+    lv.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
     lv.add_argument("--input-device", help="input device index or name substring (default: the system default)")
     lv.add_argument("--chunk-ms", type=float, default=1000.0)
     lv.add_argument("--left-ms", type=float, default=2000.0)

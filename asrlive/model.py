@@ -132,8 +132,12 @@ def _looks_like_hub_id(source: str) -> bool:
     return 1 <= len(parts) <= 2 and all(parts) and not source.startswith((".", "~"))
 
 
-def load_model(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False) -> CTCModel:
-    """Load a CTC model from a local folder or a hub id (``None``: the embedded default)."""
+def load_model(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False,
+               allow_pickle: bool = False) -> CTCModel:
+    """Load a CTC model from a local folder or a hub id (``None``: the embedded default).
+
+    Weights load from safetensors only, unless ``allow_pickle``: a pickled checkpoint can run
+    arbitrary code when unpickled."""
     import torch
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
@@ -194,9 +198,12 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
 
     dev = pick_device(device)
     dtype = torch.float16 if half and dev != "cpu" else torch.float32
-    has_safetensors = (not local) or any(path.glob("*.safetensors"))
+    if local and not any(path.glob("*.safetensors")):
+        if not allow_pickle:
+            raise ModelLoadError(f"{path}: no .safetensors weights; pickled weights (.bin) are refused "
+                                 "unless --allow-pickle is given (they can run code when loaded)")
     try:
-        model = fetch(AutoModelForCTC, use_safetensors=has_safetensors or None, dtype=dtype)
+        model = fetch(AutoModelForCTC, use_safetensors=None if allow_pickle else True, dtype=dtype)
     except (ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{where}: weights do not load ({exc})") from exc
     model.to(dev).eval()

@@ -11,7 +11,7 @@ import numpy as np
 
 from .audio.files import file_info, read_file
 from .audio.ring import AudioRing
-from .audio.sources import ArraySource, FileSource
+from .audio.sources import CLIP_LEVEL, ArraySource, FileSource
 from .decoder import GreedyCTCDecoder, TimedWord
 from .emissions import WindowTiming
 from .model import CTCModel
@@ -31,6 +31,8 @@ class Transcript:
     plan: ChunkPlan | None
     timings: list[WindowTiming]
     offline_compute_s: float | None = None
+    input_peak: float | None = None
+    clipped_fraction: float | None = None
 
     @property
     def n_frames(self) -> int:
@@ -64,7 +66,18 @@ class Transcript:
             "mode": "offline" if self.plan is None else "streaming",
             "settings": g,
             "timing": self.timing_summary(),
+            "input": {"peak": None if self.input_peak is None else round(self.input_peak, 5),
+                      "clipped_fraction": None if self.clipped_fraction is None else round(self.clipped_fraction, 6)},
         }
+
+    def warnings(self) -> list[str]:
+        """Input problems worth telling the user about (the transcript is still produced)."""
+        out = []
+        if self.input_peak is not None and self.input_peak < 1e-4:
+            out.append("the audio is silent (peak below -80 dBFS)")
+        if self.clipped_fraction and self.clipped_fraction > 1e-3:
+            out.append(f"{self.clipped_fraction * 100:.1f}% of samples are clipped; accuracy may suffer")
+        return out
 
 
 def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSource], plan: ChunkPlan,
@@ -97,6 +110,8 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
         duration_s=ring.written / model.sample_rate,
         plan=plan,
         timings=list(worker.store.timings),
+        input_peak=source.peak,
+        clipped_fraction=source.clipped_samples / max(1, ring.written),
     )
 
 
@@ -121,8 +136,10 @@ def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>")
     g = model.geometry
     decoder = GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
     decoder.feed(0, log_probs)
+    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+    clipped = float(np.count_nonzero(np.abs(samples) >= CLIP_LEVEL)) / max(1, len(samples))
     return Transcript(name, decoder.committed_text(), decoder.timed_words(), log_probs,
-                      len(samples) / model.sample_rate, None, [], compute)
+                      len(samples) / model.sample_rate, None, [], compute, peak, clipped)
 
 
 def offline_file(model: CTCModel, path: Path | str) -> Transcript:

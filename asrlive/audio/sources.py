@@ -26,6 +26,9 @@ class AudioSource(Protocol):
     def error(self) -> BaseException | None: ...
 
 
+CLIP_LEVEL = 0.999
+
+
 class FileSource:
     """Streams a file into the ring: as fast as the reader consumes it (lossless), or paced at
     ``speed`` times real time. Closes the ring at the end."""
@@ -40,6 +43,8 @@ class FileSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="asrlive-file", daemon=True)
         self._error: BaseException | None = None
+        self.peak = 0.0
+        self.clipped_samples = 0
 
     @property
     def error(self) -> BaseException | None:
@@ -59,6 +64,9 @@ class FileSource:
             t0 = time.monotonic()
             sent = 0
             for block in iter_file_blocks(self.path, self.ring.sample_rate, self.block_seconds):
+                if len(block):
+                    self.peak = max(self.peak, float(np.max(np.abs(block))))
+                    self.clipped_samples += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
                 if self.realtime:
                     # Pace by the wall clock; waiting on the stop event keeps Stop immediate.
                     due = t0 + sent / self.ring.sample_rate / self.speed
@@ -88,6 +96,9 @@ class ArraySource(FileSource):
     def _run(self) -> None:
         block = max(1, int(self.block_seconds * self.ring.sample_rate))
         self._blocks = (self.samples[i:i + block] for i in range(0, len(self.samples), block))
+        if len(self.samples):
+            self.peak = float(np.max(np.abs(self.samples)))
+            self.clipped_samples = int(np.count_nonzero(np.abs(self.samples) >= CLIP_LEVEL))
         try:
             t0, sent = time.monotonic(), 0
             for piece in self._blocks:

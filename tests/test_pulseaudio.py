@@ -1,0 +1,157 @@
+"""Capture through a real audio stack: PulseAudio null sink -> monitor source -> ALSA -> PortAudio
+-> sounddevice -> asrlive; and devices that vanish mid-stream."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.pulse import PulseServer
+
+ASRLIVE = [sys.executable, "-m", "asrlive"]
+
+
+@pytest.fixture
+def pulse(tmp_path, monkeypatch):
+    server = PulseServer(tmp_path)
+    server.start()
+    for key in ("PULSE_RUNTIME_PATH", "PULSE_SERVER", "HOME"):
+        monkeypatch.setenv(key, server.env[key])
+    yield server
+    server.stop()
+
+
+class LiveProcess:
+    """`asrlive live` in a subprocess, its stdout collected with arrival times."""
+
+    def __init__(self, args: list[str], env: dict):
+        self.proc = subprocess.Popen(ASRLIVE + ["live", *args], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.out = ""
+        self.arrivals: list[tuple[float, str]] = []
+        self.err_lines: list[str] = []
+        self.listening = threading.Event()
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self) -> None:
+        while ch := self.proc.stdout.read(1):
+            self.out += ch
+            self.arrivals.append((time.monotonic(), self.out))
+
+    def _read_err(self) -> None:
+        for line in self.proc.stderr:
+            self.err_lines.append(line.rstrip())
+            if "listening on" in line:
+                self.listening.set()
+
+    def wait_for_text(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.out):
+                return True
+            if self.proc.poll() is not None:
+                return predicate(self.out)
+            time.sleep(0.05)
+        return False
+
+
+def test_live_cli_transcribes_speech_played_into_pulseaudio(pulse, tmp_path, spoken_sentence, embedded_model):
+    audio, text = spoken_sentence
+    wav = tmp_path / "say.wav"
+    sf.write(wav, np.concatenate([np.zeros(8000, np.float32), audio]), 16000)
+    live = LiveProcess(["--threads", "1", "--seconds", "60"], pulse.env)
+    assert live.listening.wait(60), live.err_lines
+    pulse.play(wav)
+    speech_end = time.monotonic()
+    last_word = text.split()[-1]
+    live.wait_for_text(lambda out: last_word in out, timeout=15)
+    live.proc.send_signal(2)
+    live.proc.wait(30)
+    heard = live.out.split()
+    assert sum(word in heard for word in text.split()) >= 3, live.out
+    got = next((t for t, out in live.arrivals if last_word in out), None)
+    if got is not None:
+        print(f"speech end -> last word committed: {(got - speech_end) * 1000:.0f} ms")
+
+
+def test_device_vanishing_mid_stream_is_reported_and_text_kept(pulse, tmp_path, tiny_model_dir):
+    live = LiveProcess(["--model", str(tiny_model_dir), "--threads", "1", "--seconds", "60"], pulse.env)
+    assert live.listening.wait(60), live.err_lines
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, (np.random.default_rng(0).standard_normal(32000) * 0.2).astype(np.float32), 16000)
+    pulse.play(noise)
+    assert live.wait_for_text(lambda out: len(out) > 0, timeout=20)
+    pulse.stop()
+    assert live.proc.wait(30) == 5
+    errors = [line for line in live.err_lines if line.startswith("asrlive: error:")]
+    assert len(errors) == 1 and "stopped delivering audio" in errors[0]
+    assert live.out.strip()  # what was committed before the fault was printed and kept
+    # A device is back: a new run works.
+    pulse.start()
+    again = subprocess.run(ASRLIVE + ["live", "--model", str(tiny_model_dir), "--seconds", "1.5"],
+                           env=pulse.env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+
+
+def test_no_input_device_at_all(tmp_path, tiny_model_dir):
+    """No sound card and no PulseAudio server: PortAudio finds no input device."""
+    cards = Path("/proc/asound/cards")
+    if cards.exists() and "no soundcards" not in cards.read_text():
+        pytest.skip("this machine has a sound card; the test needs one without")
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/none"}
+    for cmd in (["devices"], ["live", "--model", str(tiny_model_dir), "--seconds", "1"]):
+        done = subprocess.run(ASRLIVE + cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 5, done
+        assert "no audio input device" in (done.stdout + done.stderr)
+
+
+@pytest.mark.parametrize("spec,words", [("no-such-mic", "name contains 'no-such-mic'"), ("97", "index 97")])
+def test_unknown_input_device(pulse, tiny_model_dir, spec, words):
+    done = subprocess.run(ASRLIVE + ["live", "--model", str(tiny_model_dir), "--input-device", spec],
+                          env=pulse.env, capture_output=True, text=True, timeout=120)
+    err = [line for line in done.stderr.splitlines() if line.startswith("asrlive:")]
+    assert done.returncode == 5 and len(err) == 1 and words in err[0]
+
+
+def test_gui_reports_lost_device_keeps_transcript_and_restarts(qtbot, pulse, tmp_path, tiny_model_dir):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from asrlive.gui.main_window import MainWindow
+
+    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
+                   journaling=False)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
+    w.source_controls.refresh_devices()
+    w.source_controls.mic.setChecked(True)
+    assert w.start_streaming()
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, (np.random.default_rng(1).standard_normal(48000) * 0.2).astype(np.float32), 16000)
+    pulse.play(noise)
+    qtbot.waitUntil(lambda: w.session.worker.store.n_frames > 50, timeout=30000)
+    pulse.stop()
+
+    def dialog():
+        return next((b for b in w.findChildren(QMessageBox) if b.objectName() == "errorDialog" and b.isVisible()), None)
+
+    qtbot.waitUntil(lambda: dialog() is not None and not w.session.running, timeout=30000)
+    assert "stopped delivering audio" in dialog().text()
+    dialog().close()
+    kept, _ = w.current_text()
+    assert kept and kept == w.session.worker.decoder.committed_text()
+    pulse.start()
+    w.source_controls.refresh_devices()
+    assert w.start_streaming()
+    qtbot.waitUntil(lambda: w.session.worker is not None and w.session.ring.written > 16000, timeout=30000)
+    assert w.current_text()[0].startswith(kept)
+    w.close()
