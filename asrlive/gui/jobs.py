@@ -24,6 +24,9 @@ class _Call(QObject):
             self.failed.emit(str(exc))
         except Exception as exc:  # anything else still reaches the user, with its type
             self.failed.emit(f"{type(exc).__name__}: {exc}")
+        finally:
+            # Quit from this thread: a queued quit would deadlock a GUI thread blocked in wait().
+            self.thread().quit()
 
 
 class BackgroundJob(QObject):
@@ -61,8 +64,6 @@ class BackgroundJob(QObject):
         thread.started.connect(call.run)
         call.done.connect(self.done)
         call.failed.connect(self.failed)
-        call.done.connect(thread.quit)
-        call.failed.connect(thread.quit)
         self._thread, self._call = thread, call
         thread.start()
         return True
