@@ -35,6 +35,11 @@ from asrlive.textcorpus import load_sentences
 from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER, encode_text
 
 SAMPLE_RATE = 16000
+# Curriculum: short, clean utterances until CTC leaves its all-blank plateau, then long ones with
+# noise and level augmentation, then time masking.
+SHORT_UNTIL_STEP = 1500
+CLEAN_UNTIL_STEP = 1000
+MASK_FROM_STEP = 3000
 WORD_LIST = Path("/usr/share/dict/american-english")
 
 
@@ -42,14 +47,14 @@ def model_config() -> Wav2Vec2Config:
     return Wav2Vec2Config(
         vocab_size=len(CHAR_VOCAB),
         pad_token_id=CHAR_VOCAB[BLANK],
-        conv_dim=(32, 64, 128, 128, 192, 192, 192),
+        conv_dim=(32, 64, 128, 128, 256, 256, 256),
         conv_kernel=(10, 3, 3, 3, 3, 2, 2),
         conv_stride=(5, 2, 2, 2, 2, 2, 2),
         conv_bias=True,
         feat_extract_norm="layer",  # per-frame LayerNorm keeps conv features local (streaming)
         do_stable_layer_norm=True,  # pre-LN transformer: trains from scratch at a higher LR
         hidden_size=192,
-        num_hidden_layers=6,
+        num_hidden_layers=4,
         num_attention_heads=4,
         intermediate_size=768,
         num_conv_pos_embeddings=32,
@@ -60,7 +65,7 @@ def model_config() -> Wav2Vec2Config:
         feat_proj_dropout=0.05,
         final_dropout=0.05,
         layerdrop=0.0,
-        mask_time_prob=0.05,
+        mask_time_prob=0.0,  # SpecAugment-style masking is switched on later (see MASK_FROM_STEP)
         mask_time_length=5,
         ctc_loss_reduction="mean",
         ctc_zero_infinity=True,
@@ -68,11 +73,12 @@ def model_config() -> Wav2Vec2Config:
 
 
 class SpeechStream(IterableDataset):
-    """Endless (audio, label ids, text) from espeak-ng; each worker draws its own seed."""
+    """Endless (audio, label ids, text) from espeak-ng; each worker draws its own seed. The
+    training step is shared with the loader processes so the curriculum follows it."""
 
-    def __init__(self, seed: int, max_words_fn):
+    def __init__(self, seed: int, shared_step):
         self.seed = seed
-        self.max_words_fn = max_words_fn
+        self.shared_step = shared_step
         self.sentences = load_sentences("train")
         words = WORD_LIST.read_text().split() if WORD_LIST.exists() else []
         self.words = [w.upper() for w in words if w.isascii() and w.isalpha() and w.islower() and len(w) > 1]
@@ -85,13 +91,18 @@ class SpeechStream(IterableDataset):
         for s in self.sentences:
             by_len.setdefault(len(s.split()), []).append(s)
         while True:
-            limit = self.max_words_fn()
+            step = self.shared_step.value
+            limit = 5 if step < SHORT_UNTIL_STEP else 14
             if self.words and rng.random() < 0.15:
                 text = " ".join(rng.choice(self.words) for _ in range(rng.randint(1, min(6, limit))))
             else:
                 n = rng.choice([k for k in by_len if k <= limit])
                 text = rng.choice(by_len[n])
-            audio = augment(synthesize(text, random_voice(rng), SAMPLE_RATE), nrng, SAMPLE_RATE)
+            audio = synthesize(text, random_voice(rng), SAMPLE_RATE)
+            if step >= CLEAN_UNTIL_STEP:
+                audio = augment(audio, nrng, SAMPLE_RATE)
+            else:
+                audio = audio * np.float32(10 ** (nrng.uniform(-12.0, 0.0) / 20))
             yield audio, encode_text(text), text
 
 
@@ -148,9 +159,9 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, required=True)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", type=int, default=30000)
-    ap.add_argument("--batch", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=250)
@@ -182,9 +193,8 @@ def main() -> None:
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed at step {step}, best CER {best:.3f}", flush=True)
 
-    # Short sentences first: CTC leaves its all-blank plateau sooner on short targets.
-    current_step = [step]
-    stream = SpeechStream(args.seed + step, lambda: 4 if current_step[0] < 1500 else 14)
+    shared_step = torch.multiprocessing.Value("i", step)
+    stream = SpeechStream(args.seed + step, shared_step)
     loader = DataLoader(stream, batch_size=args.batch, collate_fn=collate,
                         num_workers=args.workers, persistent_workers=args.workers > 0)
     clips = heldout_set(args.eval_clips)
@@ -202,7 +212,8 @@ def main() -> None:
         opt.step()
         sched.step()
         step += 1
-        current_step[0] = step
+        shared_step.value = step
+        model.config.mask_time_prob = 0.05 if step >= MASK_FROM_STEP else 0.0
         record = {"step": step, "loss": round(loss.item(), 4), "lr": sched.get_last_lr()[0],
                   "sec": round(time.time() - t0, 1)}
         if step % args.ckpt_every == 0:

@@ -26,7 +26,7 @@ from .analysis import GradientProbe, SensitivityDialog, attach_gradient_toggle
 from .jobs import BackgroundJob
 from .settings import AppSettings, load_geometry_bytes
 from .stream_view import StreamView
-from .transcript_view import PresentationWindow, TranscriptView, transcript_html
+from .transcript_view import PresentationWindow, TranscriptView, char_colours
 
 FRAME_INTERVAL_MS = 33     # ~30 Hz redraw of the plots
 TEXT_EVERY_N_FRAMES = 3    # ~10 Hz for text, level and latency
@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.transcript = TranscriptView()
         self.confidence_box = QCheckBox("Confidence colours")
         self.confidence_box.setChecked(self.settings.confidence_colours)
+        self.confidence_box.toggled.connect(self._recolour)
         buttons = QHBoxLayout()
         self.copy_button = QPushButton("Copy")
         self.clear_button = QPushButton("Clear")
@@ -166,17 +167,13 @@ class MainWindow(QMainWindow):
             if box.standardButton(button) == QMessageBox.Yes:
                 for p in pending:
                     self.parts.append(FinishedPart(p.text, [], 0.0))
-                self._update_text_idle()
+                self._update_text()
             for p in pending:
                 settle(p)
 
         box.buttonClicked.connect(answered)
         self.recovery_box = box
         box.open()
-
-    def _update_text_idle(self) -> None:
-        committed, _ = self.current_text()
-        self.transcript.show_html(transcript_html("", None, committed, "", False).replace("\n", "<br>"))
 
     # -- menus and shortcuts ------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -338,18 +335,23 @@ class MainWindow(QMainWindow):
 
     def _update_text(self) -> None:
         committed, tentative = self.current_text()
-        previous = "\n".join(p.text for p in self.parts)
-        chars = None
-        current = committed[len(previous):].lstrip("\n") if previous else committed
+        colours = None
         if self.confidence_box.isChecked() and self.session and self.session.worker:
-            all_chars = self.session.worker.decoder.committed_chars()
-            hidden = len(self.session.worker.decoder.committed_text()[:self._cleared_chars].replace(" ", ""))
-            chars = all_chars[hidden:]
-        prefix = (previous + "\n") if previous and current else previous
-        html = transcript_html(prefix, chars, current, tentative, self.confidence_box.isChecked())
-        self.transcript.show_html(html.replace("\n", "<br>"))
+            d = self.session.worker.decoder
+            current = d.committed_text()
+            # Only the current run has posteriors; earlier runs and cleared text stay plain.
+            visible = current[self._cleared_chars:].lstrip()
+            if committed.endswith(visible) and len(d.committed_chars()) >= len(visible.replace(" ", "")):
+                chars = d.committed_chars()
+                tail = char_colours(visible, chars[len(chars) - len(visible.replace(" ", "")):]) if visible else []
+                colours = [""] * (len(committed) - len(visible)) + tail
+        self.transcript.show_text(committed, tentative, colours)
         if self.presentation.isVisible():
             self.presentation.show_text(committed.replace("\n", " "), tentative)
+
+    def _recolour(self) -> None:
+        self.transcript.reset()
+        self._update_text()
 
     def _update_level(self) -> None:
         ring = self.session.ring
@@ -371,7 +373,7 @@ class MainWindow(QMainWindow):
         self.parts.clear()
         if self.session is not None and self.session.worker is not None:
             self._cleared_chars = len(self.session.worker.decoder.committed_text())
-        self.transcript.show_html("")
+        self.transcript.reset()
 
     def all_words(self) -> list[TimedWord]:
         """Words since the last Clear, on one time line across runs."""

@@ -21,7 +21,10 @@ from ..session import LiveSession
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 ENVELOPE_PER_SECOND = 100  # waveform min/max buckets per second
-HISTORY_SECONDS = 120.0
+MAX_WAVE_POINTS = 2400     # coarser envelope beyond this: more is invisible at screen width
+PATH_LEVEL = 255           # heatmap value reserved for the greedy path's cells
+LABEL_MAX_SECONDS = 20.0   # character labels only when the visible span is short enough to read
+MAX_LABELS = 150
 
 
 def symbol_label(sym: str, blank: bool) -> str:
@@ -71,7 +74,9 @@ class StreamView(QWidget):
         self.paused = False
         self.selected_frame: int | None = None
         self.pinned_frame: int | None = None
+        # 255 levels of viridis for probabilities; the last entry, red, marks the greedy path.
         self._lut = pg.colormap.get("viridis").getLookupTable(nPts=256)
+        self._lut[PATH_LEVEL] = (255, 40, 40)
         self._mel_lut = pg.colormap.get("magma").getLookupTable(nPts=256)
 
         self.layout_widget = pg.GraphicsLayoutWidget()
@@ -97,7 +102,7 @@ class StreamView(QWidget):
         self.blank_plot.setLabel("bottom", "time (s)")
         self.blank_plot.setYRange(0, 1.05, padding=0)
         for plot in (self.wave_plot, self.mel_plot, self.heat_plot):
-            plot.getAxis("bottom").setStyle(showValues=False)
+            plot.hideAxis("bottom")  # one time axis, at the bottom, is enough to read and to paint
 
         self.wave_curve = self.wave_plot.plot(pen=pg.mkPen("#1f4e79", width=1))
         self.zone_left = pg.LinearRegionItem(movable=False, brush=QColor(160, 160, 160, 60), pen=pg.mkPen(None))
@@ -108,6 +113,11 @@ class StreamView(QWidget):
             item.setZValue(-5)
             self.wave_plot.addItem(item)
         self.zone_legend = pg.TextItem(anchor=(0, 0), color="#333")
+        self.zone_legend.setHtml(
+            "<span style='background:#ddd'>&nbsp;left context (dropped)&nbsp;</span> "
+            "<span style='background:#a8e0b8'>&nbsp;hop (committed)&nbsp;</span> "
+            "<span style='background:#f7d3a0'>&nbsp;right context (tentative)&nbsp;</span> "
+            "<span style='color:#c81e1e'>&#9632; frame RF</span>")
         self.wave_plot.addItem(self.zone_legend, ignoreBounds=True)
         self.sensitivity_curve = self.wave_plot.plot(pen=pg.mkPen("#c81e1e", width=1.5))
         self.cursor_lines = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#c81e1e", style=Qt.DashLine))
@@ -122,9 +132,9 @@ class StreamView(QWidget):
         self.heat_image = pg.ImageItem(axisOrder="row-major")
         self.heat_image.setLookupTable(self._lut)
         self.heat_plot.addItem(self.heat_image)
-        self.path_curve = self.heat_plot.plot(pen=None, symbol="s", symbolSize=4,
-                                              symbolBrush=pg.mkBrush("#ff3030"), symbolPen=None)
-        self.blank_curve = self.blank_plot.plot(pen=pg.mkPen("#333", width=1.5))
+        self.blank_curve = self.blank_plot.plot(pen=pg.mkPen("#333", width=1))
+        self.blank_curve.setDownsampling(auto=True, method="peak")  # about one point per pixel
+        self.blank_curve.setClipToView(True)
         self._char_labels: list[pg.TextItem] = []
 
         self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pin it and pause, "
@@ -177,6 +187,7 @@ class StreamView(QWidget):
         self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
         self.heat_image.clear()
         self.mel_image.clear()
+        self._drawn_state = None
 
     @property
     def n_frames(self) -> int:
@@ -245,28 +256,45 @@ class StreamView(QWidget):
             t1 = max(now, self.visible_seconds)
             self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
         (x0, x1) = self.wave_plot.viewRange()[0]
-        self._draw(x0, x1)
+        worker = self.session.worker
+        state = (self._probs.count, self._envelope.count, self._mel.count, round(x0, 4), round(x1, 4),
+                 self.selected_frame, self.pinned_frame, id(self.sensitivity),
+                 len(worker.store.timings) if worker else 0)
+        if state != self._drawn_state:  # nothing new: skip the redraw (and the repaint it causes)
+            self._drawn_state = state
+            self._draw(x0, x1)
 
     def _draw(self, x0: float, x1: float) -> None:
         dt = self.frame_s
         f0, f1 = max(0, int(x0 / dt) - 1), min(self._probs.count, int(x1 / dt) + 2)
         probs = self._probs.view(f0, f1)
         if len(probs):
-            image = np.ascontiguousarray(np.nan_to_num(probs.T, nan=0.0))
-            self.heat_image.setImage(image, autoLevels=False, levels=(0.0, 1.0))
+            finite = np.nan_to_num(probs, nan=0.0)
+            # uint8 levels 0..254 for probability; the greedy path's non-blank cells get PATH_LEVEL.
+            image = np.ascontiguousarray((finite.T * (PATH_LEVEL - 1)).astype(np.uint8))
+            best = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1)
+            on_path = (best != self.blank_id) & np.isfinite(probs[:, 0])
+            image[best[on_path], np.flatnonzero(on_path)] = PATH_LEVEL
+            self.heat_image.setImage(image, autoLevels=False, levels=(0, 255))
             self.heat_image.setRect(QRectF(f0 * dt, -0.5, len(probs) * dt, len(self.vocab)))
             t = (np.arange(f0, f0 + len(probs)) + 0.5) * dt
-            self.blank_curve.setData(t, probs[:, self.blank_id], skipFiniteCheck=True, connect="finite")
-            best = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1).astype(np.float32)
-            best[best == self.blank_id] = np.nan
-            keep = np.isfinite(best)
-            self.path_curve.setData(t[keep], best[keep])
-            self._place_char_labels(f0, best)
+            self.blank_curve.setData(t, probs[:, self.blank_id], connect="finite")
+            best = best.astype(np.float32)
+            best[~on_path] = np.nan
+            if x1 - x0 <= LABEL_MAX_SECONDS:
+                self._place_char_labels(f0, best)
+            else:
+                for item in self._char_labels:
+                    item.hide()
         b0 = max(0, int(x0 * ENVELOPE_PER_SECOND))
         b1 = min(self._envelope.count, int(x1 * ENVELOPE_PER_SECOND) + 1)
         env = self._envelope.view(b0, b1)
         if len(env):
-            t = np.repeat((np.arange(b0, b0 + len(env)) + 0.5) / ENVELOPE_PER_SECOND, 2)
+            k = max(1, -(-2 * len(env) // MAX_WAVE_POINTS))
+            n = len(env) // k
+            if k > 1:
+                env = np.stack([env[: n * k, 0].reshape(n, k).min(axis=1), env[: n * k, 1].reshape(n, k).max(axis=1)], axis=1)
+            t = np.repeat((b0 + (np.arange(len(env)) + 0.5) * k) / ENVELOPE_PER_SECOND, 2)
             self.wave_curve.setData(t, env.reshape(-1), skipFiniteCheck=True)
         lm = self._logmel
         col_s = lm.hop / lm.sample_rate
@@ -282,7 +310,7 @@ class StreamView(QWidget):
     def _place_char_labels(self, f0: int, best: np.ndarray) -> None:
         """The greedy path's characters, one label per new symbol run, on the blank curve."""
         changes = [i for i in range(len(best)) if np.isfinite(best[i]) and (i == 0 or best[i] != best[i - 1])]
-        changes = changes[:300]
+        changes = changes[-MAX_LABELS:]
         while len(self._char_labels) < len(changes):
             item = pg.TextItem(anchor=(0.5, 1.0), color="#b00000")
             self.blank_plot.addItem(item, ignoreBounds=True)
@@ -306,13 +334,7 @@ class StreamView(QWidget):
             self.zone_hop.setRegion((frame_start(t.commit_from), frame_start(t.commit_to)))
             end_s = (g.samples_for_frames(t.end_frame - t.first_frame) + t.first_frame * g.jump) / rate
             self.zone_right.setRegion((frame_start(t.commit_to), end_s))
-            x0 = self.wave_plot.viewRange()[0][0]
-            self.zone_legend.setPos(x0, 1.0)
-            self.zone_legend.setHtml(
-                "<span style='background:#ddd'>&nbsp;left context (dropped)&nbsp;</span> "
-                "<span style='background:#a8e0b8'>&nbsp;hop (committed)&nbsp;</span> "
-                "<span style='background:#f7d3a0'>&nbsp;right context (tentative)&nbsp;</span> "
-                "<span style='color:#c81e1e'>&#9632; frame RF</span>")
+            self.zone_legend.setPos(self.wave_plot.viewRange()[0][0], 1.0)
         frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self._probs.count - 1)
         if frame >= 0:
             a, b = g.frame_span(frame)

@@ -4,9 +4,10 @@ colours; and a presentation window that shows it alone in large type."""
 from __future__ import annotations
 
 import html
+from itertools import groupby
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QTextEdit, QVBoxLayout, QWidget
 
 from ..decoder import Char
@@ -21,29 +22,16 @@ def confidence_colour(prob: float) -> str:
     return ""
 
 
-def transcript_html(previous: str, chars: list[Char] | None, committed: str, tentative: str,
-                    colours: bool, tentative_style: str = "color:#8a8a8a; font-style:italic") -> str:
-    parts = [html.escape(previous)]
-    if colours and chars:
-        # Characters in order, spaces where the committed text has them.
-        it = iter(chars)
-        for ch in committed:
-            if ch == " ":
-                parts.append(" ")
-                continue
-            c = next(it)
-            colour = confidence_colour(c.prob)
-            esc = html.escape(ch)
-            parts.append(f"<span style='color:{colour}'>{esc}</span>" if colour else esc)
-    else:
-        parts.append(html.escape(committed))
-    if tentative:
-        parts.append(f"<span style='{tentative_style}'>{html.escape(tentative)}</span>")
-    return "".join(parts)
+def char_colours(text: str, chars: list[Char]) -> list[str]:
+    """A colour per character of ``text``, whose non-space characters are ``chars`` in order."""
+    probs = iter(chars)
+    return ["" if ch.isspace() else confidence_colour(next(probs).prob) for ch in text]
 
 
 class TranscriptView(QTextEdit):
-    """Read-only rich text; redraws only when the text changed."""
+    """Read-only transcript that grows by appending: committed text is inserted once, and only
+    the tentative tail is replaced on each update, so long transcripts cost no more to refresh
+    than short ones."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -53,13 +41,48 @@ class TranscriptView(QTextEdit):
         self.setFont(font)
         self.setPlaceholderText("The transcript appears here. Committed text is black; "
                                 "grey italic text is tentative and may still change.")
-        self._last = ""
+        self._committed = ""
+        self._tentative = ""
+        self._tentative_format = QTextCharFormat()
+        self._tentative_format.setForeground(QColor("#8a8a8a"))
+        self._tentative_format.setFontItalic(True)
 
-    def show_html(self, content: str) -> None:
-        if content != self._last:
-            self._last = content
-            self.setHtml(content)
-            self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+    @property
+    def committed(self) -> str:
+        return self._committed
+
+    def show_text(self, committed: str, tentative: str, colours: list[str] | None = None) -> None:
+        """``colours``: one CSS colour (or "") per character of ``committed``, or None for plain."""
+        if committed == self._committed and tentative == self._tentative:
+            return
+        if not committed.startswith(self._committed):
+            self.clear()
+            self._committed = ""
+            self._tentative = ""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.End)
+        cursor.movePosition(QTextCursor.Left, QTextCursor.KeepAnchor, len(self._tentative))
+        cursor.removeSelectedText()
+        start = len(self._committed)
+        new = committed[start:]
+        plain = QTextCharFormat()
+        if colours is None:
+            cursor.insertText(new, plain)
+        else:
+            for colour, run in groupby(range(start, len(committed)), key=lambda i: colours[i]):
+                fmt = QTextCharFormat()
+                if colour:
+                    fmt.setForeground(QColor(colour))
+                cursor.insertText("".join(committed[i] for i in run), fmt)
+        cursor.insertText(tentative, self._tentative_format)
+        self._committed, self._tentative = committed, tentative
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def reset(self) -> None:
+        self.clear()
+        self._committed = ""
+        self._tentative = ""
 
 
 class PresentationWindow(QWidget):
@@ -88,5 +111,4 @@ class PresentationWindow(QWidget):
         text = committed[-max_chars:]
         if len(committed) > max_chars and " " in text:
             text = text[text.index(" ") + 1:]
-        self.label.setText(transcript_html("", None, text, tentative, False,
-                                           tentative_style="color:#6f7780"))
+        self.label.setText(f"{html.escape(text)}<span style='color:#6f7780'>{html.escape(tentative)}</span>")

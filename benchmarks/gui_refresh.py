@@ -1,0 +1,81 @@
+"""GUI refresh cost with 60 s of heatmap history on screen, at the app's 30 Hz timer.
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_refresh.py [--model M] [--ticks 300]
+    (or under xvfb-run for X11 rendering)
+
+Streams a speech file in real time (as a microphone would deliver it) until 60 s are in the
+views, then times each timer tick (pull from the core + redraw + the paints it causes) and the GUI
+thread's CPU time while streaming goes on. Takes about 75 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from asrlive.gui.main_window import FRAME_INTERVAL_MS, MainWindow
+from asrlive.model import configure_torch_threads
+from benchmarks.common import pct, speech_file
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--ticks", type=int, default=300)
+    ap.add_argument("--history", type=float, default=60.0)
+    args = ap.parse_args()
+    configure_torch_threads(1)
+    app = QApplication([])
+    tmp = Path(tempfile.mkdtemp())
+    wav = speech_file(tmp / "speech.wav", args.history + 30)
+    w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model, journaling=False)
+    w.resize(1600, 1000)
+    w.show()
+    w.view.visible_seconds = args.history
+    w.confidence_box.setChecked(True)
+    w.timer.stop()  # the benchmark drives the ticks itself, at the same interval
+    while w.model is None:
+        app.processEvents()
+    w.source_controls.set_file(str(wav))
+    w.source_controls.speed.setCurrentIndex(0)  # real time
+    w.start_streaming()
+    fill = QTimer()
+    fill.setInterval(FRAME_INTERVAL_MS)
+    fill.timeout.connect(lambda: w.on_tick() if w.session.ring.written < args.history * 16000 else app.quit())
+    fill.start()
+    app.exec()
+    fill.stop()
+    frame_ms: list[float] = []
+    cpu0, wall0 = time.thread_time(), time.monotonic()
+
+    def tick() -> None:
+        t = time.perf_counter()
+        w.on_tick()
+        app.processEvents()  # the paints the tick scheduled happen here, inside the measurement
+        frame_ms.append((time.perf_counter() - t) * 1000)
+        if len(frame_ms) >= args.ticks:
+            timer.stop()
+            app.quit()
+
+    timer = QTimer()
+    timer.setInterval(FRAME_INTERVAL_MS)
+    timer.timeout.connect(tick)
+    timer.start()
+    app.exec()
+    cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
+    frames_shown = w.view.heat_image.image.shape[1]
+    print(f"platform: {app.platformName()}  history on screen: {frames_shown} frames "
+          f"({frames_shown * w.model.geometry.frame_ms / 1000:.0f} s) x {len(w.model.vocab)} symbols")
+    print(f"ticks: {len(frame_ms)} at {1000 / FRAME_INTERVAL_MS:.0f} Hz over {wall:.1f} s")
+    print(f"frame time: p50 {pct(frame_ms, 50):.2f} ms, p95 {pct(frame_ms, 95):.2f} ms, max {max(frame_ms):.2f} ms")
+    print(f"GUI thread CPU: {100 * cpu / wall:.1f} % of one core")
+    w.close()
+
+
+if __name__ == "__main__":
+    main()
