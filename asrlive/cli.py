@@ -204,12 +204,10 @@ def _save_emissions(path: Path, transcript, model) -> None:
     tmp.replace(path)
 
 
-def _cmd_transcribe(args: argparse.Namespace) -> int:
-    from .audio.files import AudioFileError, file_info
-    from .export import write_atomic
+def _model_and_plan(args: argparse.Namespace):
+    """The model and chunk plan that transcribe and live share, or a CLIError."""
     from .model import ModelLoadError, configure_torch_threads, load_model
     from .planner import ChunkPlan, ChunkSettings
-    from .transcribe import offline_file, stream_file
 
     configure_torch_threads(args.threads)
     try:
@@ -220,6 +218,15 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms))
     except ValueError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from exc
+    return model, plan
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from .audio.files import AudioFileError, file_info
+    from .export import write_atomic
+    from .transcribe import offline_file, stream_file
+
+    model, plan = _model_and_plan(args)
     paths = [Path(p) for p in args.audio]
     outputs = _outputs_for(paths, args.output, args.format)
     emissions = _outputs_for(paths, args.emissions, "npz")
@@ -259,19 +266,9 @@ def _cmd_live(args: argparse.Namespace) -> int:
     import time
 
     from .audio.devices import DeviceError
-    from .model import ModelLoadError, configure_torch_threads, load_model
-    from .planner import ChunkPlan, ChunkSettings
     from .session import LiveSession
 
-    configure_torch_threads(args.threads)
-    try:
-        model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle)
-    except ModelLoadError as exc:
-        raise CLIError(str(exc), EXIT_MODEL) from exc
-    try:
-        plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms))
-    except ValueError as exc:
-        raise CLIError(str(exc), EXIT_USAGE) from exc
+    model, plan = _model_and_plan(args)
     session = LiveSession(model, plan, journal=not args.no_journal)
     try:
         session.start_mic(args.input_device)

@@ -167,6 +167,9 @@ def main() -> None:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--eval-clips", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-from", type=Path, help="start from these weights (an exported model folder) "
+                    "when RUN has no checkpoint, e.g. to continue from the shipped model on a new machine")
+    ap.add_argument("--start-step", type=int, default=0, help="with --init-from: the step those weights reached")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -184,6 +187,14 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     step, best = 0, float("inf")
     last = args.run_dir / "last.pt"
+    if not last.exists() and args.init_from is not None:
+        model = Wav2Vec2ForCTC.from_pretrained(args.init_from, use_safetensors=True).to(args.device)
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        for _ in range(args.start_step):
+            sched.step()
+        step = args.start_step
+        print(f"initialised from {args.init_from} at step {step}", flush=True)
     if last.exists():
         state = torch.load(last, map_location=args.device, weights_only=False)
         model.load_state_dict(state["model"])

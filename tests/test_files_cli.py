@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from asrlive.audio.files import AudioFileError, read_file
+from asrlive.audio.files import read_file
 from asrlive.cli import main
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.transcribe import stream_file

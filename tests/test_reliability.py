@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np

@@ -1,0 +1,104 @@
+"""Real-time capture through PulseAudio: a private server with a null sink, speech played into it
+by paplay at real time, asrlive capturing its monitor through ALSA/PortAudio/sounddevice.
+
+    python benchmarks/pulse_realtime.py [--minutes 10] [--model M]
+
+Prints input overflows, skipped audio, per-window latencies and, for every utterance, the time from
+the end of its speech to the commit of the window holding its last frame (measured from when the
+samples reached the ring, and from paplay's wall clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from asrlive.model import configure_torch_threads, load_model
+from asrlive.planner import ChunkPlan, ChunkSettings
+from asrlive.session import LiveSession
+from asrlive.synth import random_voice, synthesize
+from asrlive.textcorpus import load_sentences
+from benchmarks.common import pct, rss_mib
+from tests.pulse import SINK, PulseServer
+
+
+def speech_with_marks(path: Path, seconds: float, rate: int = 16000) -> list[float]:
+    """Writes utterances separated by 1.5 s pauses; returns each utterance's end time (s)."""
+    import random
+
+    rng = random.Random(7)
+    sentences = load_sentences("heldout")
+    ends, written = [], 0
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as f:
+        while written < seconds * rate:
+            audio = synthesize(rng.choice(sentences), random_voice(rng, "heldout"), rate) * 0.7
+            f.write(audio)
+            written += len(audio)
+            ends.append(written / rate)
+            f.write(np.zeros(int(1.5 * rate), np.float32))
+            written += int(1.5 * rate)
+    return [e for e in ends if e < seconds]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    configure_torch_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp())
+    server = PulseServer(tmp)
+    server.start()
+    os.environ.update({k: server.env[k] for k in ("PULSE_RUNTIME_PATH", "PULSE_SERVER")})
+    from asrlive.audio.devices import rescan_devices
+
+    rescan_devices()  # PortAudio must see the server started after it was loaded
+    wav = tmp / "speech.wav"
+    ends = speech_with_marks(wav, args.minutes * 60)
+    model = load_model(args.model, device="cpu")
+    plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(1000, 2000, 500))
+    session = LiveSession(model, plan)
+    session.start_mic(None)
+    time.sleep(1.0)  # let the stream settle before playback: not a synchronisation
+    rss0 = rss_mib()
+    play_sample = session.ring.written
+    play_wall = time.monotonic()
+    subprocess.run(["paplay", f"--device={SINK}", str(wav)], env=server.env, check=True)
+    time.sleep(3.0)  # the last utterance's window needs hop + right context of audio after it
+    session.stop()
+    session.wait()
+    rss1 = rss_mib()
+    server.stop()
+    g = model.geometry
+    timings = session.worker.store.timings
+    from_ring, from_wall = [], []
+    for end_s in ends:
+        frame = g.frames(play_sample + int(end_s * g.sample_rate))
+        window = next((t for t in timings if t.commit_to >= frame), None)
+        if window is not None:
+            from_ring.append(window.finished - session.ring.time_of(play_sample + int(end_s * g.sample_rate)))
+            from_wall.append(window.finished - (play_wall + end_s))
+    stats = session.latency()
+    print(f"model: {model.name}  plan: hop {plan.hop_ms:.0f} ms, left {plan.left_ms:.0f} ms, right {plan.right_ms:.0f} ms "
+          f"(algorithmic latency {plan.latency_ms:.0f} ms)")
+    print(f"captured {session.ring.written / g.sample_rate / 60:.2f} min through PulseAudio; device '{session.label}'")
+    print(f"input overflows: {session.ring.input_overflows}; skipped audio: {session.worker.skipped_samples} samples; "
+          f"error: {session.error}")
+    print(f"per window: compute p50 {stats.compute_p50:.0f} ms, p95 {stats.compute_p95:.0f} ms; "
+          f"speech-to-text p50 {stats.speech_to_text_p50:.0f} ms, p95 {stats.speech_to_text_p95:.0f} ms; RTF {stats.real_time_factor:.3f}")
+    print(f"utterance end -> committed ({len(from_ring)} utterances): from ring arrival p50 {pct(from_ring, 50) * 1000:.0f} ms, "
+          f"p95 {pct(from_ring, 95) * 1000:.0f} ms; from playback clock p50 {pct(from_wall, 50) * 1000:.0f} ms, "
+          f"p95 {pct(from_wall, 95) * 1000:.0f} ms")
+    print(f"RSS {rss0:.0f} -> {rss1:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

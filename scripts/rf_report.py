@@ -1,0 +1,197 @@
+"""Writes docs/receptive-field.md and its plots: analytic vs gradient-measured receptive fields,
+locality facts and context sensitivity, for the embedded model and the wav2vec2-base architecture.
+
+    QT_QPA_PLATFORM=offscreen python scripts/rf_report.py [--out docs] [--skip-base]
+
+wav2vec2-base is built from its default config with random weights (no download): enough for the
+geometry and the locality facts, which do not depend on training; its sensitivity sweep is not
+meaningful untrained and is not run. The embedded model's sweep uses its trained weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from asrlive import rf_analysis as rfa
+from asrlive.model import configure_torch_threads, load_model
+from asrlive.synth import Voice, synthesize
+
+
+def speech(sample_rate: int = 16000) -> np.ndarray:
+    return np.concatenate([
+        synthesize("A FIGURE WITH CURVES ALWAYS OFFERS A LOT OF INTERESTING ANGLES", Voice("en-us", words_per_minute=160), sample_rate),
+        synthesize("NO ONE IS FIT TO BE TRUSTED WITH POWER", Voice("en-gb", "m4", 150), sample_rate),
+    ])
+
+
+def base_model_dir(folder: Path) -> Path:
+    """wav2vec2-base's architecture (Wav2Vec2Config defaults), random weights, our vocabulary."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    from models.train import save_hf
+    from asrlive.vocab import CHAR_VOCAB
+
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=len(CHAR_VOCAB), pad_token_id=0))
+    save_hf(model, folder)
+    # wav2vec2-base-960h normalises every input window; keep that in the architecture copy.
+    cfg = json.loads((folder / "preprocessor_config.json").read_text())
+    cfg["do_normalize"] = True
+    (folder / "preprocessor_config.json").write_text(json.dumps(cfg, indent=2))
+    return folder
+
+
+def plot_png(path: Path, title: str, series: list[tuple[str, np.ndarray, np.ndarray, str]], xlabel: str,
+             ylabel: str, log_y: bool = False, marks: list[tuple[float, str]] = ()) -> None:
+    import pyqtgraph as pg
+    import pyqtgraph.exporters
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.instance() or QApplication([])
+    plot = pg.PlotWidget(background="w")
+    plot.resize(900, 420)
+    item = plot.getPlotItem()
+    item.setTitle(title, color="#222")
+    item.setLabel("bottom", xlabel)
+    item.setLabel("left", ylabel)
+    item.addLegend(offset=(-10, 10))
+    item.showGrid(x=True, y=True, alpha=0.25)
+    if log_y:
+        item.setLogMode(y=True)
+    for name, x, y, colour in series:
+        item.plot(x, y, pen=pg.mkPen(colour, width=2), name=name)
+    for x, colour in marks:
+        item.addItem(pg.InfiniteLine(x, angle=90, pen=pg.mkPen(colour, style=pg.QtCore.Qt.DashLine)))
+    exporter = pg.exporters.ImageExporter(item)
+    exporter.parameters()["width"] = 900
+    exporter.export(str(path))
+
+
+def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> list[str]:
+    g = model.geometry
+    n = g.frames(len(audio))
+    frames = sorted({1, n // 4, n // 2, 3 * n // 4, n - 2})
+    measured = rfa.measure_rf(model, audio, frames)
+    lines = [f"### {name}", "",
+             f"Conv kernels {list(g.kernels)}, strides {list(g.strides)}: analytic conv RF **{g.rf} samples "
+             f"({g.rf * 1000 / g.sample_rate:.1f} ms)**, frame step {g.jump} samples ({g.frame_ms:.0f} ms). "
+             f"Positional conv {g.pos_conv_kernel} frames -> {g.rf_with_pos_conv} samples "
+             f"({g.rf_with_pos_conv * 1000 / g.sample_rate:.0f} ms) before attention; "
+             f"feat_extract_norm={g.feat_extract_norm}, do_normalize={g.do_normalize}. "
+             f"Window: {len(audio)} samples ({len(audio) / g.sample_rate:.2f} s) of espeak-ng speech.", "",
+             "| frame | analytic span | conv-gradient span (nonzero) | 50 % mass L / R (ms) | 90 % L / R | 99 % L / R | whole-model gradient nonzero |",
+             "|---|---|---|---|---|---|---|"]
+    for r in measured["frames"]:
+        lines.append(f"| {r['frame']} | {tuple(r['analytic_span'])} | {tuple(r['conv_gradient_span'])} | "
+                     + " | ".join(f"{r[f'mass{p}_left_ms']:.0f} / {r[f'mass{p}_right_ms']:.0f}" for p in (50, 90, 99))
+                     + f" | {tuple(r['nonzero_span_samples'])} |")
+    mid = n // 2
+    full = rfa.output_gradient(model, audio, mid)
+    conv = rfa.conv_gradient(model, audio, mid)
+    t = (np.arange(len(audio)) - (g.frame_span(mid)[0] + g.rf / 2)) / g.sample_rate * 1000
+    keep = np.abs(t) <= 1500
+    bucket = 16
+    m = keep.sum() // bucket * bucket
+    tx = t[keep][:m].reshape(-1, bucket).mean(axis=1)
+    fy = full[keep][:m].reshape(-1, bucket).max(axis=1)
+    cy = conv[keep][:m].reshape(-1, bucket).max(axis=1)
+    png = f"rf-gradient-{slug}.png"
+    plot_png(out / png, f"{name}: |d output / d input| around frame {mid} (normalised)",
+             [("whole model", tx, fy / max(fy.max(), 1e-30), "#c0392b"),
+              ("conv encoder only", tx, cy / max(cy.max(), 1e-30), "#1f4e79")],
+             "time relative to the frame centre (ms)", "gradient magnitude",
+             marks=[(-g.rf / 2 / g.sample_rate * 1000, "#1f4e79"), (g.rf / 2 / g.sample_rate * 1000, "#1f4e79")])
+    lines += ["", f"![gradient of frame {mid}]({png})", ""]
+    edit = np.zeros_like(audio)
+    a, b = g.frame_span(mid)
+    edit[b + 1600:] = np.random.default_rng(0).standard_normal(len(audio) - b - 1600) * 0.1
+    change = rfa.conv_feature_change(model, audio, mid, edit)
+    by_distance = rfa.output_change_by_distance(model, audio, n // 4, [0, 20, 50, 100, 200, 500, 1000, 2000])
+    lines += [f"Conv features of frame {mid} when only samples more than 100 ms past its RF change: max relative "
+              f"change **{change:.2e}** ({'not local: GroupNorm over time in conv layer 0' if change > 1e-6 else 'local: exactly unchanged'}).", "",
+              f"Log-prob change (max abs) of frame {n // 4} from a 20 ms noise burst d ms after its conv RF: "
+              + ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in by_distance)
+              + " — attention (and the positional conv) carry information far past the conv RF.", ""]
+    return lines
+
+
+def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
+    g = model.geometry
+    n = g.frames(len(audio))
+    reach = int(1000 / g.frame_ms)
+    frames = list(np.linspace(2, n - reach - 2, 16).astype(int))
+    contexts = [k * g.frame_ms for k in range(0, reach + 1)]
+    right = rfa.context_sensitivity(model, audio, frames, contexts, "right")
+    left_frames = list(np.linspace(reach, n - 3, 16).astype(int))
+    left = rfa.context_sensitivity(model, audio, left_frames, contexts[::2], "left")
+    plot_png(out / "sensitivity-kl.png", "Mean KL(offline ‖ streamed) of a frame vs context",
+             [("right context (left: all)", np.array([p.context_ms for p in right]), np.maximum([p.mean_kl for p in right], 1e-6), "#c0392b"),
+              ("left context (right: all)", np.array([p.context_ms for p in left]), np.maximum([p.mean_kl for p in left], 1e-6), "#1f4e79")],
+             "context (ms)", "KL (nats)", log_y=True)
+    plot_png(out / "sensitivity-agreement.png", "Greedy symbol agreement with offline vs context",
+             [("right context", np.array([p.context_ms for p in right]), np.array([100 * p.agreement for p in right]), "#c0392b"),
+              ("left context", np.array([p.context_ms for p in left]), np.array([100 * p.agreement for p in left]), "#1f4e79")],
+             "context (ms)", "agreement (%)")
+    say = lambda v: "not within 1000 ms" if v is None else f"{v:.0f} ms"  # noqa: E731
+    lines = ["| right context (ms) | mean KL | agreement | | left context (ms) | mean KL | agreement |", "|---|---|---|---|---|---|---|"]
+    for i in range(0, len(right), 5):
+        r = right[i]
+        lcell = next((p for p in left if p.context_ms == r.context_ms), None)
+        lines.append(f"| {r.context_ms:.0f} | {r.mean_kl:.4f} | {100 * r.agreement:.1f} % | | "
+                     + (f"{lcell.context_ms:.0f} | {lcell.mean_kl:.4f} | {100 * lcell.agreement:.1f} % |" if lcell else " | | |"))
+    lines += ["", "![KL](sensitivity-kl.png)", "", "![agreement](sensitivity-agreement.png)", "",
+              f"Recommended right context: **{say(rfa.recommend(right, 0.99, 0.05))}** for 99 % greedy agreement and "
+              f"KL ≤ 0.05; {say(rfa.recommend(right, 0.95, 0.2))} for 95 % and KL ≤ 0.2. "
+              f"Left context: {say(rfa.recommend(left, 0.99, 0.05))} (99 %), {say(rfa.recommend(left, 0.95, 0.2))} (95 %).", ""]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("docs"))
+    ap.add_argument("--skip-base", action="store_true")
+    args = ap.parse_args()
+    configure_torch_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    audio = speech()
+    embedded = load_model(None, device="cpu")
+    doc = ["# Receptive field: analytic, measured, and what it means for chunking", "",
+           "Written by `QT_QPA_PLATFORM=offscreen python scripts/rf_report.py`; every number below is measured by it. "
+           "The same measurements are available as `asrlive rf --empirical` and `asrlive rf --sensitivity`.", "",
+           "Method: the **conv-gradient span** is the set of input samples with nonzero gradient of one frame's conv "
+           "features (all channels, random signs) — it must equal the analytic RF exactly. The **whole-model** "
+           "gradient is d log p(argmax symbol) / d input; its central spans holding 50 / 90 / 99 % of the gradient "
+           "mass are given left / right of the frame centre. Gradients are taken in float64.", "",
+           "## Receptive fields", ""]
+    doc += rf_section(f"Embedded model ({Path(embedded.name).name})", embedded, audio, args.out, "embedded")
+    if not args.skip_base:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = load_model(base_model_dir(Path(tmp) / "base"), device="cpu")
+            doc += rf_section("wav2vec2-base architecture (random weights)", base, audio, args.out, "base")
+    doc += ["## What breaks locality", "",
+            "- **Positional conv**: a grouped conv over frames (128 frames = 2.56 s in wav2vec2-base, 32 in the "
+            "embedded model) mixes neighbouring frames before attention.",
+            "- **Self-attention** sees the whole window: the whole-model gradient is nonzero across the entire window "
+            "(last column of the tables), so no conv-RF-sized window reproduces offline output exactly.",
+            "- **GroupNorm over time** in conv layer 0 (`feat_extract_norm=\"group\"`, wav2vec2-base): even the conv "
+            "features of a frame change when distant samples change (measured above); with "
+            "`feat_extract_norm=\"layer\"` (the embedded model) they are exactly unchanged.",
+            "- **Per-window input normalisation** (`do_normalize=True`, wav2vec2-base-960h): the window's mean and "
+            "variance scale every frame; the embedded model does not normalise its input.", "",
+            "## Context sensitivity of the embedded model", "",
+            "For 16 frames spread over the utterance, each frame is recomputed in a window that ends *r* ms after it "
+            "(all left context available), and compared with the offline pass: mean KL and greedy-symbol agreement. "
+            "Likewise for left context with all right context. This is the curve behind the chunk settings.", ""]
+    doc += sensitivity_section(embedded, audio, args.out)
+    (args.out / "receptive-field.md").write_text("\n".join(doc) + "\n")
+    print(f"wrote {args.out / 'receptive-field.md'}")
+
+
+if __name__ == "__main__":
+    main()
