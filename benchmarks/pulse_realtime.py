@@ -71,20 +71,29 @@ def main() -> None:
     rss0 = rss_mib()
     play_sample = session.ring.written
     play_wall = time.monotonic()
+    g = model.geometry
+    pending = [play_sample + int(e * g.sample_rate) for e in ends]
+    from_ring: list[float] = []
+
+    def on_window(status) -> None:
+        # Measured as windows commit, while the ring still knows when those samples arrived.
+        now = time.monotonic()
+        while pending and g.frames(pending[0]) <= status.committed_frames:
+            from_ring.append(now - session.ring.time_of(pending.pop(0)))
+
+    session.worker.add_listener(on_window)
     subprocess.run(["paplay", f"--device={SINK}", str(wav)], env=server.env, check=True)
     time.sleep(3.0)  # the last utterance's window needs hop + right context of audio after it
     session.stop()
     session.wait()
     rss1 = rss_mib()
     server.stop()
-    g = model.geometry
     timings = session.worker.store.timings
-    from_ring, from_wall = [], []
+    from_wall = []
     for end_s in ends:
         frame = g.frames(play_sample + int(end_s * g.sample_rate))
         window = next((t for t in timings if t.commit_to >= frame), None)
         if window is not None:
-            from_ring.append(window.finished - session.ring.time_of(play_sample + int(end_s * g.sample_rate)))
             from_wall.append(window.finished - (play_wall + end_s))
     stats = session.latency()
     print(f"model: {model.name}  plan: hop {plan.hop_ms:.0f} ms, left {plan.left_ms:.0f} ms, right {plan.right_ms:.0f} ms "
