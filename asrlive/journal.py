@@ -22,10 +22,20 @@ def journal_dir() -> Path:
     return Path(state) / "asrlive" / "journal"
 
 
+KEEP_CLOSED = 50  # finished runs' journals kept as history; older closed ones are removed
+
+
+def _prune(folder: Path) -> None:
+    for path in sorted(folder.glob("*.jsonl"))[:-KEEP_CLOSED]:
+        if read_journal(path)[2]:
+            path.unlink(missing_ok=True)
+
+
 class TranscriptJournal:
     def __init__(self, label: str, model: str, folder: Path | None = None):
         self.folder = folder or journal_dir()
         self.folder.mkdir(parents=True, exist_ok=True)
+        _prune(self.folder)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.path = self.folder / f"{stamp}-{os.getpid()}-{id(self) & 0xffff:04x}.jsonl"
         self._file = open(self.path, "a", encoding="utf-8")

@@ -128,7 +128,8 @@ class StreamWorker:
             if window is None:  # the audio for these frames is gone (overwritten): skip past it
                 commit_from = self._skip_to(g.frames(self.ring.written) - plan.hop_frames - plan.right_frames, commit_from)
                 continue
-            self._process(window)
+            if not self._process(window):
+                continue  # a live writer lapped us mid-read: _fit_to_ring skips ahead next time
             commit_from = window.commit_to
             keep_from = max(0, plan.window(commit_from).start_sample - int(MAX_LEFT_CONTEXT_S * g.sample_rate))
             self.ring.release(keep_from)
@@ -161,14 +162,14 @@ class StreamWorker:
         return Window(first, window.commit_from, window.commit_to, window.end_frame,
                       first * g.jump, window.end_sample)
 
-    def _process(self, window: Window) -> None:
+    def _process(self, window: Window) -> bool:
         g = self.model.geometry
         audio_ready = self.ring.time_of(window.end_sample - 1)
         hop_end = g.samples_for_frames(window.commit_to - window.first_frame) + window.start_sample
         hop_ready = self.ring.time_of(hop_end - 1)
         samples = self.ring.read(window.start_sample, window.end_sample)
         if samples is None:
-            raise RuntimeError("window audio was overwritten while reading it")
+            return False
         started = time.monotonic()
         log_probs = self.model.log_probs(samples)
         finished = time.monotonic()
@@ -182,6 +183,7 @@ class StreamWorker:
                                            started, finished))
         self._windows += 1
         self._publish()
+        return True
 
     def _publish(self, finished: bool = False) -> None:
         self.status = StreamStatus(

@@ -193,3 +193,20 @@ def test_very_long_file_streams_in_bounded_memory(tmp_path, tiny_model_dir):
         assert done.returncode == 0, done.stderr
         peaks[minutes] = int(done.stdout.split()[-1]) / 1024  # MiB
     assert peaks[20] - peaks[1] < 60, peaks
+
+
+def test_old_closed_journals_are_pruned(tmp_path):
+    from asrlive import journal as jmod
+
+    for i in range(jmod.KEEP_CLOSED + 5):
+        j = TranscriptJournal("x", "m", tmp_path)
+        j.path.rename(tmp_path / f"2000{i:04d}.jsonl")  # distinct, ordered names
+        j.path = tmp_path / f"2000{i:04d}.jsonl"
+        j.commit("TEXT", 1.0)
+        j.close()
+    crashed = TranscriptJournal("y", "m", tmp_path)
+    crashed.commit("KEEP ME", 1.0)
+    TranscriptJournal("z", "m", tmp_path).close()
+    names = sorted(p.name for p in tmp_path.glob("*.jsonl"))
+    assert len(names) <= jmod.KEEP_CLOSED + 2
+    assert [p.text for p in pending_journals(tmp_path)] == ["KEEP ME"]
