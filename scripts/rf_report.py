@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,16 +35,18 @@ def base_model_dir(folder: Path) -> Path:
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the recipe's save_hf, in models/
     from models.train import save_hf
+
     from asrlive.vocab import CHAR_VOCAB
 
     torch.manual_seed(0)
     model = Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=len(CHAR_VOCAB), pad_token_id=0))
     save_hf(model, folder)
     # wav2vec2-base-960h normalises every input window; keep that in the architecture copy.
-    cfg = json.loads((folder / "preprocessor_config.json").read_text())
-    cfg["do_normalize"] = True
-    (folder / "preprocessor_config.json").write_text(json.dumps(cfg, indent=2))
+    cfg = json.loads((folder / "processor_config.json").read_text())
+    cfg["feature_extractor"]["do_normalize"] = True
+    (folder / "processor_config.json").write_text(json.dumps(cfg, indent=2))
     return folder
 
 

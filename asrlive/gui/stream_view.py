@@ -100,7 +100,8 @@ class StreamView(QWidget):
         self.heat_plot.setLabel("left", "symbol")
         self.blank_plot.setLabel("left", "P(blank)")
         self.blank_plot.setLabel("bottom", "time (s)")
-        self.blank_plot.setYRange(0, 1.05, padding=0)
+        self.blank_plot.setYRange(0, 1.35, padding=0)  # headroom for the character labels
+        self.blank_plot.getAxis("left").setTicks([[(v, f"{v:.1f}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)], []])
         for plot in (self.wave_plot, self.mel_plot, self.heat_plot):
             plot.hideAxis("bottom")  # one time axis, at the bottom, is enough to read and to paint
 
@@ -318,7 +319,7 @@ class StreamView(QWidget):
         for item, i in zip(self._char_labels, changes):
             sym = self.vocab[int(best[i])]
             item.setText("␣" if sym in ("|", " ") else sym)
-            item.setPos((f0 + i + 0.5) * self.frame_s, 1.02)
+            item.setPos((f0 + i + 0.5) * self.frame_s, 1.03)
             item.show()
         for item in self._char_labels[len(changes):]:
             item.hide()
