@@ -17,7 +17,8 @@ from .model import CTCModel
 MASS_LEVELS = (0.5, 0.9, 0.99)
 
 
-def _double_copy(model: CTCModel):
+def float64_copy(model: CTCModel):
+    """A float64 CPU copy of the network, for gradients that must not underflow to zero."""
     import torch
 
     with model._lock:
@@ -42,7 +43,7 @@ def conv_gradient(model: CTCModel, samples: np.ndarray, frame: int, net=None) ->
     with random signs so no channel's gradient can cancel another's)."""
     import torch
 
-    net = net or _double_copy(model)
+    net = net or float64_copy(model)
     x, xin = _prepare(model, samples)
     feats = net.base_model.feature_extractor(xin)[0]  # (channels, frames)
     weights = torch.tensor(np.random.default_rng(0).choice([-1.0, 1.0], feats.shape[0]), dtype=torch.float64)
@@ -54,7 +55,7 @@ def output_gradient(model: CTCModel, samples: np.ndarray, frame: int, net=None) 
     """|d log p(argmax symbol at frame) / d input| through the whole model."""
     import torch
 
-    net = net or _double_copy(model)
+    net = net or float64_copy(model)
     x, xin = _prepare(model, samples)
     logp = torch.log_softmax(net(xin).logits[0], dim=-1)
     logp[frame, int(torch.argmax(logp[frame]))].backward()
@@ -100,7 +101,7 @@ def effective_rf(gradient: np.ndarray, frame: int, centre: float) -> EffectiveRF
 def measure_rf(model: CTCModel, samples: np.ndarray, frames: list[int]) -> dict:
     """Analytic conv RF, gradient-measured conv span and whole-model effective RF for ``frames``."""
     g = model.geometry
-    net = _double_copy(model)
+    net = float64_copy(model)
     rows = []
     for f in frames:
         conv = conv_gradient(model, samples, f, net)
@@ -117,7 +118,7 @@ def conv_feature_change(model: CTCModel, samples: np.ndarray, frame: int, edit: 
     zero inside the frame's RF) is added to the input, relative to the features' scale."""
     import torch
 
-    net = _double_copy(model)
+    net = float64_copy(model)
     with torch.no_grad():
         feats = []
         for x in (samples, samples + edit):

@@ -37,7 +37,7 @@ class GradientProbe(BackgroundJob):
         model = session.model
         net = self._nets.get(id(model))
         if net is None:
-            net = self._nets[id(model)] = rfa._double_copy(model)
+            net = self._nets[id(model)] = rfa.float64_copy(model)
         offset = start / g.sample_rate
 
         def run():
