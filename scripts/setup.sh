@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DEBS=(espeak-ng fortunes fortune-mod wamerican libportaudio2 pulseaudio pulseaudio-utils xvfb xauth
       libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3
       libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
-      libxcb-image0 libglib2.0-0 x11-apps)
+      libxcb-image0 libglib2.0-0)
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
