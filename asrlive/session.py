@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio.ring import AudioRing
-from .journal import TranscriptJournal
 from .audio.sources import ArraySource, FileSource, MicSource
+from .journal import TranscriptJournal
 from .model import CTCModel
 from .planner import ChunkPlan
 from .worker import StreamWorker

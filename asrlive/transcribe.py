@@ -11,7 +11,7 @@ import numpy as np
 
 from .audio.files import file_info, read_file
 from .audio.ring import AudioRing
-from .audio.sources import CLIP_LEVEL, ArraySource, FileSource
+from .audio.sources import ArraySource, FileSource, input_level
 from .decoder import GreedyCTCDecoder, TimedWord
 from .emissions import WindowTiming
 from .model import CTCModel
@@ -136,10 +136,9 @@ def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>")
     g = model.geometry
     decoder = GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
     decoder.feed(0, log_probs)
-    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
-    clipped = float(np.count_nonzero(np.abs(samples) >= CLIP_LEVEL)) / max(1, len(samples))
+    peak, clipped = input_level(samples)
     return Transcript(name, decoder.committed_text(), decoder.timed_words(), log_probs,
-                      len(samples) / model.sample_rate, None, [], compute, peak, clipped)
+                      len(samples) / model.sample_rate, None, [], compute, peak, clipped / max(1, len(samples)))
 
 
 def offline_file(model: CTCModel, path: Path | str) -> Transcript:

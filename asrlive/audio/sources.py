@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,14 @@ class AudioSource(Protocol):
 
 
 CLIP_LEVEL = 0.999
+
+
+def input_level(samples: np.ndarray) -> tuple[float, int]:
+    """(peak, number of clipped samples) of a block, for the input warnings."""
+    if len(samples) == 0:
+        return 0.0, 0
+    magnitude = np.abs(samples)
+    return float(magnitude.max()), int(np.count_nonzero(magnitude >= CLIP_LEVEL))
 
 
 class FileSource:
@@ -59,14 +68,17 @@ class FileSource:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
 
+    def _blocks(self) -> Iterator[np.ndarray]:
+        return iter_file_blocks(self.path, self.ring.sample_rate, self.block_seconds)
+
     def _run(self) -> None:
         try:
             t0 = time.monotonic()
             sent = 0
-            for block in iter_file_blocks(self.path, self.ring.sample_rate, self.block_seconds):
-                if len(block):
-                    self.peak = max(self.peak, float(np.max(np.abs(block))))
-                    self.clipped_samples += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+            for block in self._blocks():
+                peak, clipped = input_level(block)
+                self.peak = max(self.peak, peak)
+                self.clipped_samples += clipped
                 if self.realtime:
                     # Pace by the wall clock; waiting on the stop event keeps Stop immediate.
                     due = t0 + sent / self.ring.sample_rate / self.speed
@@ -93,24 +105,9 @@ class ArraySource(FileSource):
         super().__init__(Path("<array>"), ring, realtime, speed, block_seconds)
         self.samples = np.asarray(samples, dtype=np.float32)
 
-    def _run(self) -> None:
+    def _blocks(self) -> Iterator[np.ndarray]:
         block = max(1, int(self.block_seconds * self.ring.sample_rate))
-        self._blocks = (self.samples[i:i + block] for i in range(0, len(self.samples), block))
-        if len(self.samples):
-            self.peak = float(np.max(np.abs(self.samples)))
-            self.clipped_samples = int(np.count_nonzero(np.abs(self.samples) >= CLIP_LEVEL))
-        try:
-            t0, sent = time.monotonic(), 0
-            for piece in self._blocks:
-                if self.realtime:
-                    delay = t0 + sent / self.ring.sample_rate / self.speed - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        break
-                if not self.ring.write(piece, wait_for_room=not self.realtime, stop=self._stop):
-                    break
-                sent += len(piece)
-        finally:
-            self.ring.close()
+        return (self.samples[i:i + block] for i in range(0, len(self.samples), block))
 
 
 STALL_SECONDS = 2.0

@@ -341,9 +341,10 @@ class MainWindow(QMainWindow):
             current = d.committed_text()
             # Only the current run has posteriors; earlier runs and cleared text stay plain.
             visible = current[self._cleared_chars:].lstrip()
-            if committed.endswith(visible) and len(d.committed_chars()) >= len(visible.replace(" ", "")):
-                chars = d.committed_chars()
-                tail = char_colours(visible, chars[len(chars) - len(visible.replace(" ", "")):]) if visible else []
+            chars = d.committed_chars()
+            n_visible = len(visible.replace(" ", ""))
+            if committed.endswith(visible) and len(chars) >= n_visible:
+                tail = char_colours(visible, chars[len(chars) - n_visible:]) if visible else []
                 colours = [""] * (len(committed) - len(visible)) + tail
         self.transcript.show_text(committed, tentative, colours)
         if self.presentation.isVisible():
