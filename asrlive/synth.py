@@ -29,6 +29,7 @@ _UNNATURAL_VARIANTS = {
     "robosoft8", "kaukovalta", "Tweaky", "fast",
 }
 HELD_OUT_VARIANT_PER_MILLE = 200
+BAND_LIMIT_PROBABILITY = 0.2
 
 
 class SynthError(RuntimeError):
@@ -113,9 +114,19 @@ def list_variants_cached(split: str) -> list[str]:
     return _variant_cache[split]
 
 
+def band_limit(audio: np.ndarray, sample_rate: int = 16000, narrow_rate: int = 8000) -> np.ndarray:
+    """What a ``narrow_rate`` recording of this audio holds, back at ``sample_rate``: a round trip
+    through the narrow rate removes everything above its Nyquist frequency, as an 8 kHz file or a
+    telephone-band microphone does."""
+    narrow = soxr.resample(audio, sample_rate, narrow_rate, quality="HQ")
+    return soxr.resample(narrow, narrow_rate, sample_rate, quality="HQ")[: audio.size].astype(np.float32)
+
+
 def augment(audio: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
-    """Random gain, padding silence and additive (white or brown-ish) noise: level and noise
-    robustness for a model that does not normalise its input per utterance."""
+    """Random band-limiting, gain, padding silence and additive (white or brown-ish) noise: robustness
+    to 8 kHz sources, level and noise for a model that does not normalise its input per utterance."""
+    if rng.random() < BAND_LIMIT_PROBABILITY:
+        audio = band_limit(audio, sample_rate)
     lead = np.zeros(int(rng.uniform(0.0, 0.4) * sample_rate), np.float32)
     tail = np.zeros(int(rng.uniform(0.0, 0.4) * sample_rate), np.float32)
     out = np.concatenate([lead, audio, tail])

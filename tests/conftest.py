@@ -72,7 +72,7 @@ def embedded_model():
 
 @pytest.fixture(scope="session")
 def spoken_sentence() -> tuple[np.ndarray, str]:
-    """A held-out sentence spoken by a held-out voice variant, at 16 kHz."""
+    """A short sentence that is not in the training text, in espeak-ng's plain American voice, at 16 kHz."""
     from asrlive.synth import Voice, synthesize
 
     text = "THE WEATHER IS NICE TODAY"
