@@ -36,10 +36,12 @@ from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER, encode_text
 
 SAMPLE_RATE = 16000
 # Curriculum: short, clean utterances until CTC leaves its all-blank plateau, then long ones with
-# noise and level augmentation, then time masking.
+# noise, level and band-limit augmentation.
 SHORT_UNTIL_STEP = 1500
 CLEAN_UNTIL_STEP = 1000
-MASK_FROM_STEP = 3000
+# Batches are cut from a pool of this many batches' worth of utterances sorted by length, so a
+# batch pads little (benchmarks/train_step.py measures padding and step time both ways).
+POOL_BATCHES = 8
 WORD_LIST = Path("/usr/share/dict/american-english")
 
 
@@ -59,31 +61,45 @@ def model_config() -> Wav2Vec2Config:
         intermediate_size=768,
         num_conv_pos_embeddings=32,
         num_conv_pos_embedding_groups=16,
-        hidden_dropout=0.05,
-        attention_dropout=0.05,
+        # No dropout and no time masking: every utterance is freshly synthesised, so there is
+        # nothing to overfit, and drawing dropout masks is a visible share of a CPU step.
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
         activation_dropout=0.0,
-        feat_proj_dropout=0.05,
-        final_dropout=0.05,
+        feat_proj_dropout=0.0,
+        final_dropout=0.0,
         layerdrop=0.0,
-        mask_time_prob=0.0,  # SpecAugment-style masking is switched on later (see MASK_FROM_STEP)
-        mask_time_length=5,
+        mask_time_prob=0.0,
         ctc_loss_reduction="mean",
         ctc_zero_infinity=True,
     )
 
 
 class SpeechStream(IterableDataset):
-    """Endless (audio, label ids, text) from espeak-ng; each worker draws its own seed. The
-    training step is shared with the loader processes so the curriculum follows it."""
+    """Endless batches of (audio, label ids, text) from espeak-ng, grouped by length; each worker
+    draws its own seed. The training step is shared with the loader processes so the curriculum
+    follows it."""
 
-    def __init__(self, seed: int, shared_step):
+    def __init__(self, seed: int, shared_step, batch_size: int):
         self.seed = seed
         self.shared_step = shared_step
+        self.batch_size = batch_size
         self.sentences = load_sentences("train")
         words = WORD_LIST.read_text().split() if WORD_LIST.exists() else []
         self.words = [w.upper() for w in words if w.isascii() and w.isalpha() and w.islower() and len(w) > 1]
 
     def __iter__(self):
+        utterances = self.utterances()
+        rng = random.Random(self.seed + 1)
+        while True:
+            pool = sorted((next(utterances) for _ in range(POOL_BATCHES * self.batch_size)),
+                          key=lambda u: len(u[0]))
+            batches = [pool[i: i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            rng.shuffle(batches)
+            yield from (collate(b) for b in batches)
+
+    def utterances(self):
+        """Endless single (audio, label ids, text), following the curriculum."""
         info = get_worker_info()
         seed = self.seed + (info.id if info else 0) * 7919
         rng, nrng = random.Random(seed), np.random.default_rng(seed)
@@ -188,7 +204,8 @@ def main() -> None:
     step, best = 0, float("inf")
     last = args.run_dir / "last.pt"
     if not last.exists() and args.init_from is not None:
-        model = Wav2Vec2ForCTC.from_pretrained(args.init_from, use_safetensors=True).to(args.device)
+        model = Wav2Vec2ForCTC.from_pretrained(args.init_from, config=model_config(),
+                                               use_safetensors=True).to(args.device)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
         for _ in range(args.start_step):
@@ -205,9 +222,13 @@ def main() -> None:
         print(f"resumed at step {step}, best CER {best:.3f}", flush=True)
 
     shared_step = torch.multiprocessing.Value("i", step)
-    stream = SpeechStream(args.seed + step, shared_step)
-    loader = DataLoader(stream, batch_size=args.batch, collate_fn=collate,
-                        num_workers=args.workers, persistent_workers=args.workers > 0)
+    stream = SpeechStream(args.seed + step, shared_step, args.batch)
+    loader = DataLoader(stream, batch_size=None, num_workers=args.workers,
+                        persistent_workers=args.workers > 0)
+    # Fusing the conv front end's transposes, LayerNorms and GELUs shortens a CPU step (see
+    # benchmarks/train_step.py); compiling costs a few minutes once. Evaluation and saving use
+    # the plain module.
+    train_forward = torch.compile(model, dynamic=True)
     clips = heldout_set(args.eval_clips)
     log = (args.run_dir / "log.jsonl").open("a")
     model.train()
@@ -215,8 +236,8 @@ def main() -> None:
     for audio, mask, labels, _ in loader:
         if step >= args.steps:
             break
-        loss = model(audio.to(args.device), attention_mask=mask.to(args.device),
-                     labels=labels.to(args.device)).loss
+        loss = train_forward(audio.to(args.device), attention_mask=mask.to(args.device),
+                             labels=labels.to(args.device)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -224,7 +245,6 @@ def main() -> None:
         sched.step()
         step += 1
         shared_step.value = step
-        model.config.mask_time_prob = 0.05 if step >= MASK_FROM_STEP else 0.0
         record = {"step": step, "loss": round(loss.item(), 4), "lr": sched.get_last_lr()[0],
                   "sec": round(time.time() - t0, 1)}
         if step % args.ckpt_every == 0:

@@ -1,0 +1,74 @@
+"""Training step time of the embedded model's recipe on this machine, three ways on the same
+utterances: random batches run eagerly (the old recipe), length-grouped batches run eagerly, and
+length-grouped batches through torch.compile (the current recipe). Prints seconds per step and
+the ratios to the first.
+
+    python -m benchmarks.train_step [--batches 6] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import Wav2Vec2ForCTC
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
+import train  # noqa: E402  (models/ is a folder of scripts, not a package)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    # The long-sentence, augmented phase of the curriculum: what every step after 1500 looks like.
+    stream = train.SpeechStream(0, torch.multiprocessing.Value("i", train.SHORT_UNTIL_STEP), 16)
+    utterances = stream.utterances()
+    pool = [next(utterances) for _ in range(16 * args.batches)]
+    random_batches = [train.collate(pool[i: i + 16]) for i in range(0, len(pool), 16)]
+    by_length = sorted(pool, key=lambda u: len(u[0]))
+    grouped = [train.collate(by_length[i: i + 16]) for i in range(0, len(pool), 16)]
+    random.Random(0).shuffle(grouped)
+
+    model = Wav2Vec2ForCTC(train.model_config()).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+    def seconds_per_step(forward, batches) -> float:
+        times = []
+        for audio, mask, labels, _ in batches:
+            start = time.perf_counter()
+            forward(audio, attention_mask=mask, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - start)
+        return statistics.mean(times)
+
+    padded = lambda batches: sum(b[0].numel() for b in batches) / sum(len(u[0]) for u in pool)  # noqa: E731
+    compiled = torch.compile(model, dynamic=True)
+    start = time.perf_counter()
+    seconds_per_step(compiled, grouped[:2])  # compiles (once per new shape family), then warm
+    compile_s = time.perf_counter() - start
+    results = {
+        "eager, random batches": (seconds_per_step(model, random_batches), padded(random_batches)),
+        "eager, length-grouped": (seconds_per_step(model, grouped), padded(grouped)),
+        "compiled, length-grouped": (seconds_per_step(compiled, grouped), padded(grouped)),
+    }
+    audio_s = sum(len(u[0]) for u in pool) / 16000 / args.batches
+    print(f"{args.batches} batches of 16 utterances, {audio_s:.1f} s of audio per batch, "
+          f"{args.threads} threads; compiling took {compile_s:.0f} s")
+    base = results["eager, random batches"][0]
+    for name, (sec, pad) in results.items():
+        print(f"{name:26s} {sec:6.2f} s/step  padded/real samples {pad:4.2f}  ratio {sec / base:4.2f}x")
+
+
+if __name__ == "__main__":
+    main()
