@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# A pause this long between two characters ends a word even without a delimiter: CTC models emit
+# the delimiter between words of one utterance but not across the silence after it, so without
+# this, the last word of one sentence and the first of the next would run together.
+PAUSE_ENDS_WORD_S = 0.5
+
 
 @dataclass
 class Char:
@@ -59,6 +64,7 @@ class GreedyCTCDecoder:
         self.vocab = vocab
         self.blank_id = blank_id
         self.frame_seconds = frame_seconds
+        self._pause_frames = max(1, round(PAUSE_ENDS_WORD_S / frame_seconds))
         delimiters = {" "} | ({word_delimiter} if word_delimiter else set())
         self._delimiter_ids = {i for i, s in enumerate(vocab) if s in delimiters}
         # <s>, </s>, <unk> and friends: never part of the text, but they do break a repeat.
@@ -92,6 +98,9 @@ class GreedyCTCDecoder:
                 closed.append(open_word)
                 open_word = Word()
         elif idx != self.blank_id and idx not in self._silent_ids:
+            if open_word.chars and frame - open_word.chars[-1].last_frame > self._pause_frames:
+                closed.append(open_word)
+                open_word = Word()
             open_word.chars.append(Char(self.vocab[idx], frame, frame, prob))
         return idx, open_word
 

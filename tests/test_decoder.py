@@ -81,3 +81,19 @@ def test_nan_rows_are_gaps():
     d = new_decoder()
     d.feed(0, lp)
     assert d.committed_text() == "HE LO"
+
+
+@pytest.mark.parametrize("split", [3, 20, 30])
+def test_a_long_pause_ends_a_word_without_a_delimiter(split):
+    """Sentence-final words are followed by silence, not by '|': a pause of more than
+    PAUSE_ENDS_WORD_S between two characters separates them, wherever the windows are cut."""
+    from asrlive.decoder import PAUSE_ENDS_WORD_S
+
+    pause = round(PAUSE_ENDS_WORD_S / FRAME_S)
+    lp = path_to_log_probs("DOG" + "_" * (pause + 1) + "SO" + "_" * (pause - 1) + "ON")
+    d = new_decoder()
+    d.feed(0, lp[:split])
+    assert d.committed_text() + d.preview(lp[split:]) == "DOG SOON"
+    d.feed(split, lp[split:])
+    assert d.committed_text() == "DOG SOON"
+    assert [w.text for w in d.timed_words()] == ["DOG", "SOON"]
