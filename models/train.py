@@ -40,7 +40,8 @@ SAMPLE_RATE = 16000
 SHORT_UNTIL_STEP = 1500
 CLEAN_UNTIL_STEP = 1000
 # Batches are cut from a pool of this many batches' worth of utterances sorted by length, so a
-# batch pads little (benchmarks/train_step.py measures padding and step time both ways).
+# batch pads little: random batches of 1 to 14 word sentences are half padding
+# (benchmarks/train_step.py measures padding and step time both ways).
 POOL_BATCHES = 8
 WORD_LIST = Path("/usr/share/dict/american-english")
 
@@ -225,10 +226,6 @@ def main() -> None:
     stream = SpeechStream(args.seed + step, shared_step, args.batch)
     loader = DataLoader(stream, batch_size=None, num_workers=args.workers,
                         persistent_workers=args.workers > 0)
-    # Fusing the conv front end's transposes, LayerNorms and GELUs shortens a CPU step (see
-    # benchmarks/train_step.py); compiling costs a few minutes once. Evaluation and saving use
-    # the plain module.
-    train_forward = torch.compile(model, dynamic=True)
     clips = heldout_set(args.eval_clips)
     log = (args.run_dir / "log.jsonl").open("a")
     model.train()
@@ -236,8 +233,8 @@ def main() -> None:
     for audio, mask, labels, _ in loader:
         if step >= args.steps:
             break
-        loss = train_forward(audio.to(args.device), attention_mask=mask.to(args.device),
-                             labels=labels.to(args.device)).loss
+        loss = model(audio.to(args.device), attention_mask=mask.to(args.device),
+                     labels=labels.to(args.device)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
