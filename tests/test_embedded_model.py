@@ -15,8 +15,9 @@ from asrlive.metrics import cer
 from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences
 
-# The interim model measures 62.7 % on 200 held-out utterances (models/README.md); tighten this as it trains.
-HELDOUT_CER_LIMIT = 0.80
+# The interim model measures 33.8 % on 200 held-out utterances (models/README.md) and 27.6 % on
+# these six; tighten this as it trains.
+HELDOUT_CER_LIMIT = 0.45
 
 
 def test_cli_transcribes_heldout_speech(tmp_path, embedded_model):
@@ -33,8 +34,8 @@ def test_cli_transcribes_heldout_speech(tmp_path, embedded_model):
     assert cer(sentences, hyps) < HELDOUT_CER_LIMIT, list(zip(sentences, hyps))
 
 
-# 8 kHz is not here yet: the interim model, trained only on full-band 16 kHz speech, changes its
-# text when everything above 4 kHz is gone (the recipe needs band-limiting augmentation).
+# 8 kHz is not here yet: with everything above 4 kHz gone, the interim model still changes this
+# sentence ("NICTO DAY" becomes "NIF TODA"); it has trained on band-limited speech since step 1750.
 @pytest.mark.parametrize("rate,channels", [(22050, 1), (44100, 1), (48000, 1), (44100, 2)])
 def test_same_text_at_any_rate_and_channel_count(tmp_path, embedded_model, spoken_sentence, rate, channels):
     from asrlive.planner import ChunkPlan, ChunkSettings
