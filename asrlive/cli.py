@@ -204,6 +204,21 @@ def _save_emissions(path: Path, transcript, model) -> None:
     tmp.replace(path)
 
 
+def _add_model_and_plan_args(parser: argparse.ArgumentParser) -> None:
+    """The options that _model_and_plan reads; chunk defaults are the planner's."""
+    from .planner import ChunkSettings
+
+    parser.add_argument("--model", help="model folder or hub id (default: the embedded model)")
+    parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
+    parser.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
+    parser.add_argument("--chunk-ms", type=float, default=ChunkSettings.chunk_ms, help="hop: audio committed per window")
+    parser.add_argument("--left-ms", type=float, default=ChunkSettings.left_ms, help="left context per window")
+    parser.add_argument("--right-ms", type=float, default=ChunkSettings.right_ms,
+                        help="right context (look-ahead) per window")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
+
+
 def _model_and_plan(args: argparse.Namespace):
     """The model and chunk plan that transcribe and live share, or a CLIError."""
     from .model import ModelLoadError, configure_torch_threads, load_model
@@ -368,34 +383,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("transcribe", help="transcribe audio files")
     tr.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG; any rate and channel count)")
-    tr.add_argument("--model", help="model folder or hub id (default: the embedded model)")
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    tr.add_argument("--half", action="store_true", help="float16 weights on a GPU")
-    tr.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
-    tr.add_argument("--chunk-ms", type=float, default=1000.0, help="hop: audio committed per window")
-    tr.add_argument("--left-ms", type=float, default=2000.0, help="left context per window")
-    tr.add_argument("--right-ms", type=float, default=500.0, help="right context (look-ahead) per window")
+    _add_model_and_plan_args(tr)
     tr.add_argument("--offline", action="store_true", help="one pass over the whole file instead of streaming")
     tr.add_argument("--realtime", action="store_true", help="feed the file at real-time pace")
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     tr.add_argument("--emissions", type=Path, help="save per-frame log-probs (.npz; a folder for several files)")
     tr.add_argument("-o", "--output", type=Path, help="output file (a folder for several files)")
-    tr.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
     tr.set_defaults(func=_cmd_transcribe)
 
     lv = sub.add_parser("live", help="transcribe an input device, printing text as it is committed")
-    lv.add_argument("--model", help="model folder or hub id (default: the embedded model)")
-    lv.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
-    lv.add_argument("--half", action="store_true", help="float16 weights on a GPU")
-    lv.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
+    _add_model_and_plan_args(lv)
     lv.add_argument("--input-device", help="input device index or name substring (default: the system default)")
-    lv.add_argument("--chunk-ms", type=float, default=1000.0)
-    lv.add_argument("--left-ms", type=float, default=2000.0)
-    lv.add_argument("--right-ms", type=float, default=500.0)
     lv.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl+C)")
     lv.add_argument("--no-journal", action="store_true", help="do not journal committed text to disk")
     lv.add_argument("--json-summary", action="store_true", help="print a JSON summary with latencies to stderr")
-    lv.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
     lv.set_defaults(func=_cmd_live)
 
     rc = sub.add_parser("recover", help="print transcripts of runs that were interrupted (crash, kill)")

@@ -6,15 +6,17 @@ from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..planner import ChunkSettings
+
 
 @dataclass
 class AppSettings:
     model: str = ""           # "" is the embedded model
     compute_device: str = "auto"
     input_device: str = ""    # "" is the system default
-    chunk_ms: float = 1000.0
-    left_ms: float = 2000.0
-    right_ms: float = 500.0
+    chunk_ms: float = ChunkSettings.chunk_ms  # the planner's defaults, as in the CLI
+    left_ms: float = ChunkSettings.left_ms
+    right_ms: float = ChunkSettings.right_ms
     realtime_files: bool = True
     file_speed: float = 1.0
     confidence_colours: bool = False
