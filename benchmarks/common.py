@@ -1,13 +1,17 @@
-"""Helpers shared by the benchmarks: test speech, RSS readings, percentiles."""
+"""Helpers shared by the benchmarks: arguments and model set-up, test speech, RSS readings,
+percentiles."""
 
 from __future__ import annotations
 
+import argparse
 import random
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from asrlive.model import CTCModel, configure_torch_threads, load_model
+from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences
 
@@ -25,6 +29,23 @@ def speech_file(path: Path, seconds: float, seed: int = 0, sample_rate: int = 16
             f.write(audio)
             written += len(audio)
     return path
+
+
+def run_arguments(default_minutes: float) -> argparse.Namespace:
+    """--minutes of audio, --model and --threads: what the streaming benchmarks take."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=default_minutes)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    return ap.parse_args()
+
+
+def model_with_default_plan(args: argparse.Namespace) -> tuple[CTCModel, ChunkPlan]:
+    """The model on CPU with ``args.threads`` torch threads, and the plan a user gets without
+    chunk options."""
+    configure_torch_threads(args.threads)
+    model = load_model(args.model, device="cpu")
+    return model, ChunkPlan.from_settings(model.geometry, ChunkSettings())
 
 
 def rss_mib() -> float:

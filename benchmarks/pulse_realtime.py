@@ -10,7 +10,6 @@ samples reached the ring, and from paplay's wall clock).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import tempfile
@@ -20,12 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asrlive.model import configure_torch_threads, load_model
-from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.session import LiveSession
 from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences
-from benchmarks.common import pct, rss_mib
+from benchmarks.common import model_with_default_plan, pct, rss_mib, run_arguments
 from tests.pulse import SINK, PulseServer
 
 
@@ -48,12 +45,7 @@ def speech_with_marks(path: Path, seconds: float, rate: int = 16000) -> list[flo
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    configure_torch_threads(args.threads)
+    args = run_arguments(default_minutes=10.0)
     tmp = Path(tempfile.mkdtemp())
     server = PulseServer(tmp)
     server.start()
@@ -63,8 +55,7 @@ def main() -> None:
     rescan_devices()  # PortAudio must see the server started after it was loaded
     wav = tmp / "speech.wav"
     ends = speech_with_marks(wav, args.minutes * 60)
-    model = load_model(args.model, device="cpu")
-    plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(1000, 2000, 500))
+    model, plan = model_with_default_plan(args)
     session = LiveSession(model, plan)
     session.start_mic(None)
     time.sleep(1.0)  # let the stream settle before playback: not a synchronisation

@@ -7,7 +7,6 @@ and prints throughput and RSS growth.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import threading
 import time
@@ -17,21 +16,13 @@ import numpy as np
 
 from asrlive.audio.ring import AudioRing
 from asrlive.audio.sources import FileSource
-from asrlive.model import configure_torch_threads, load_model
-from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.worker import StreamWorker
-from benchmarks.common import rss_mib, speech_file
+from benchmarks.common import model_with_default_plan, rss_mib, run_arguments, speech_file
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=30.0)
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    configure_torch_threads(args.threads)
-    model = load_model(args.model, device="cpu")
-    plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(1000, 2000, 500))
+    args = run_arguments(default_minutes=30.0)
+    model, plan = model_with_default_plan(args)
     with tempfile.TemporaryDirectory() as tmp:
         path = speech_file(Path(tmp) / "soak.wav", args.minutes * 60)
         model.log_probs(np.zeros(16000 * 3, np.float32))  # warm-up before measuring
