@@ -71,6 +71,27 @@ def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir
     np.testing.assert_allclose(image[mask], (probs.T * 254).astype(np.uint8)[mask], atol=1)
 
 
+def test_character_labels_follow_the_greedy_path_without_overprinting(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    from asrlive.gui.stream_view import LABEL_GAP_PX
+
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.show()
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    labels = sorted((item.pos().x(), item.pos().y(), item.toPlainText())
+                    for item in w.view._char_labels if item.isVisible())
+    assert len(labels) > 10
+    best = np.exp(w.session.worker.store.all_frames()).argmax(axis=1)
+    for x, _, text in labels:
+        sym = w.model.vocab[best[int(x / w.view.frame_s)]]
+        assert text == ("␣" if sym in ("|", " ") else sym)
+    x_per_px = w.view.blank_plot.getViewBox().viewPixelSize()[0]
+    close = [(a, b) for a, b in zip(labels, labels[1:]) if b[0] - a[0] < LABEL_GAP_PX * x_per_px]
+    assert close  # the random test model changes symbol every few frames
+    assert all(a[1] != b[1] for a, b in close)
+
+
 def test_chunk_change_while_streaming_applies_to_next_windows(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)

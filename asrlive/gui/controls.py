@@ -191,19 +191,26 @@ class LevelMeter(QGroupBox):
         super().__init__("Input level", parent)
         self.bar = QProgressBar()
         self.bar.setRange(-60, 0)
-        self.bar.setFormat("%v dBFS")
+        # The reading sits beside the bar: drawn over it, it is unreadable where the fill ends.
+        self.bar.setTextVisible(False)
+        self.reading = QLabel()
+        self.reading.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.reading.setMinimumWidth(self.reading.fontMetrics().horizontalAdvance("-60 dBFS") + 4)
         self.clip = QLabel("clip")
         self.clip.setAlignment(Qt.AlignCenter)
         self.clip.setMinimumWidth(40)
         self.overflow = QLabel("overflows 0")
         row = QHBoxLayout(self)
         row.addWidget(self.bar, 1)
+        row.addWidget(self.reading)
         row.addWidget(self.clip)
         row.addWidget(self.overflow)
         self.show_level(-60.0, False, 0)
 
     def show_level(self, dbfs: float, clipped: bool, overflows: int) -> None:
-        self.bar.setValue(int(max(-60.0, min(0.0, dbfs))))
+        shown = int(max(-60.0, min(0.0, dbfs)))
+        self.bar.setValue(shown)
+        self.reading.setText(f"{shown} dBFS")
         self.clip.setStyleSheet("background:#c0392b; color:white; border-radius:3px" if clipped
                                 else "color:#999; border:1px solid #ccc; border-radius:3px")
         self.overflow.setText(f"overflows {overflows}")

@@ -25,6 +25,9 @@ MAX_WAVE_POINTS = 2400     # coarser envelope beyond this: more is invisible at 
 PATH_LEVEL = 255           # heatmap value reserved for the greedy path's cells
 LABEL_MAX_SECONDS = 20.0   # character labels only when the visible span is short enough to read
 MAX_LABELS = 150
+LABEL_GAP_PX = 11          # about one glyph: a label closer than this to the last one takes the next row
+LABEL_ROW_PX = 15
+LABEL_ROWS = 2
 
 
 def symbol_label(sym: str, blank: bool) -> str:
@@ -100,7 +103,7 @@ class StreamView(QWidget):
         self.heat_plot.setLabel("left", "symbol")
         self.blank_plot.setLabel("left", "P(blank)")
         self.blank_plot.setLabel("bottom", "time (s)")
-        self.blank_plot.setYRange(0, 1.35, padding=0)  # headroom for the character labels
+        self.blank_plot.setYRange(0, 1.45, padding=0)  # headroom for two rows of character labels
         self.blank_plot.getAxis("left").setTicks([[(v, f"{v:.1f}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)], []])
         for plot in (self.wave_plot, self.mel_plot, self.heat_plot):
             plot.hideAxis("bottom")  # one time axis, at the bottom, is enough to read and to paint
@@ -316,10 +319,17 @@ class StreamView(QWidget):
             item = pg.TextItem(anchor=(0.5, 1.0), color="#b00000")
             self.blank_plot.addItem(item, ignoreBounds=True)
             self._char_labels.append(item)
+        # Characters a frame or two apart would print over each other: stagger them over rows.
+        x_per_px, y_per_px = self.blank_plot.getViewBox().viewPixelSize()
+        row_last_x = [-np.inf] * LABEL_ROWS
         for item, i in zip(self._char_labels, changes):
             sym = self.vocab[int(best[i])]
             item.setText("␣" if sym in ("|", " ") else sym)
-            item.setPos((f0 + i + 0.5) * self.frame_s, 1.03)
+            x = (f0 + i + 0.5) * self.frame_s
+            free = [r for r in range(LABEL_ROWS) if x - row_last_x[r] >= LABEL_GAP_PX * x_per_px]
+            row = free[0] if free else min(range(LABEL_ROWS), key=row_last_x.__getitem__)
+            row_last_x[row] = x
+            item.setPos(x, 1.03 + row * LABEL_ROW_PX * y_per_px)
             item.show()
         for item in self._char_labels[len(changes):]:
             item.hide()
