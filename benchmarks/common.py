@@ -16,19 +16,24 @@ from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences
 
 
-def speech_file(path: Path, seconds: float, seed: int = 0, sample_rate: int = 16000) -> Path:
-    """Held-out sentences by held-out voices with short pauses, written incrementally to ``path``."""
+def speech_file(path: Path, seconds: float, seed: int = 0, pause_s: float = 0.4,
+                sample_rate: int = 16000) -> list[float]:
+    """Held-out sentences by held-out voices, each followed by ``pause_s`` of silence, written
+    incrementally to ``path`` and cut at ``seconds``. Returns the end time (s) of every utterance
+    that fits whole."""
     rng = random.Random(seed)
     sentences = load_sentences("heldout")
-    written = 0
+    total = int(seconds * sample_rate)
+    ends, written = [], 0
     with sf.SoundFile(path, "w", sample_rate, 1, subtype="PCM_16") as f:
-        while written < seconds * sample_rate:
-            audio = synthesize(rng.choice(sentences), random_voice(rng, "heldout"), sample_rate)
-            audio = np.concatenate([audio * 0.7, np.zeros(int(0.4 * sample_rate), np.float32)])
-            audio = audio[: int(seconds * sample_rate) - written]
-            f.write(audio)
-            written += len(audio)
-    return path
+        while written < total:
+            speech = synthesize(rng.choice(sentences), random_voice(rng, "heldout"), sample_rate) * 0.7
+            piece = np.concatenate([speech, np.zeros(int(pause_s * sample_rate), np.float32)])[: total - written]
+            f.write(piece)
+            if len(piece) >= len(speech):
+                ends.append((written + len(speech)) / sample_rate)
+            written += len(piece)
+    return ends
 
 
 def run_arguments(default_minutes: float) -> argparse.Namespace:

@@ -32,7 +32,8 @@ def main() -> None:
     configure_torch_threads(1)
     app = QApplication([])
     tmp = Path(tempfile.mkdtemp())
-    wav = speech_file(tmp / "speech.wav", args.history + 30)
+    wav = tmp / "speech.wav"
+    speech_file(wav, args.history + 30)
     w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model, journaling=False)
     w.resize(1600, 1000)
     w.show()

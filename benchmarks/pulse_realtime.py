@@ -16,32 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 from asrlive.session import LiveSession
-from asrlive.synth import random_voice, synthesize
-from asrlive.textcorpus import load_sentences
-from benchmarks.common import model_with_default_plan, pct, rss_mib, run_arguments
+from benchmarks.common import model_with_default_plan, pct, rss_mib, run_arguments, speech_file
 from tests.pulse import SINK, PulseServer
-
-
-def speech_with_marks(path: Path, seconds: float, rate: int = 16000) -> list[float]:
-    """Writes utterances separated by 1.5 s pauses; returns each utterance's end time (s)."""
-    import random
-
-    rng = random.Random(7)
-    sentences = load_sentences("heldout")
-    ends, written = [], 0
-    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as f:
-        while written < seconds * rate:
-            audio = synthesize(rng.choice(sentences), random_voice(rng, "heldout"), rate) * 0.7
-            f.write(audio)
-            written += len(audio)
-            ends.append(written / rate)
-            f.write(np.zeros(int(1.5 * rate), np.float32))
-            written += int(1.5 * rate)
-    return [e for e in ends if e < seconds]
 
 
 def main() -> None:
@@ -54,7 +31,7 @@ def main() -> None:
 
     rescan_devices()  # PortAudio must see the server started after it was loaded
     wav = tmp / "speech.wav"
-    ends = speech_with_marks(wav, args.minutes * 60)
+    ends = speech_file(wav, args.minutes * 60, seed=7, pause_s=1.5)
     model, plan = model_with_default_plan(args)
     session = LiveSession(model, plan)
     session.start_mic(None)

@@ -24,7 +24,8 @@ def main() -> None:
     args = run_arguments(default_minutes=30.0)
     model, plan = model_with_default_plan(args)
     with tempfile.TemporaryDirectory() as tmp:
-        path = speech_file(Path(tmp) / "soak.wav", args.minutes * 60)
+        path = Path(tmp) / "soak.wav"
+        speech_file(path, args.minutes * 60)
         model.log_probs(np.zeros(16000 * 3, np.float32))  # warm-up before measuring
         ring = AudioRing(16000 * 60, 16000)
         worker = StreamWorker(model, ring, plan)
