@@ -257,3 +257,17 @@ def test_sensitivity_dialog_recommends(qtbot, tmp_path, sentence_wav, tiny_model
         w.sensitivity_dialog.measure.click()
     assert "Right context for 99% agreement" in w.sensitivity_dialog.status.text()
     assert len(w.sensitivity_dialog.kl_plot.listDataItems()) == 2
+
+
+def test_level_meter_shows_reading_and_alarms(qtbot):
+    from asrlive.gui.controls import LevelMeter
+
+    meter = LevelMeter()
+    qtbot.addWidget(meter)
+    meter.show_level(-23.4, clipped=True, overflows=0)
+    assert meter.reading.text() == "-23 dBFS" and meter.bar.value() == -23
+    assert "background" in meter.clip.styleSheet() and meter.overflow.styleSheet() == ""
+    meter.show_level(-80.0, clipped=False, overflows=2)
+    assert meter.reading.text() == "-60 dBFS"
+    assert "background" not in meter.clip.styleSheet() and "#c0392b" in meter.overflow.styleSheet()
+    assert meter.overflow.text() == "overflows 2"

@@ -205,13 +205,18 @@ class LevelMeter(QGroupBox):
         row.addWidget(self.reading)
         row.addWidget(self.clip)
         row.addWidget(self.overflow)
+        self._alarms: tuple[bool, bool] | None = None
         self.show_level(-60.0, False, 0)
 
     def show_level(self, dbfs: float, clipped: bool, overflows: int) -> None:
         shown = int(max(-60.0, min(0.0, dbfs)))
         self.bar.setValue(shown)
         self.reading.setText(f"{shown} dBFS")
+        self.overflow.setText(f"overflows {overflows}")
+        # Restyling repolishes the widget, so it happens only when a state flips, not every tick.
+        if (clipped, overflows > 0) == self._alarms:
+            return
+        self._alarms = (clipped, overflows > 0)
         self.clip.setStyleSheet("background:#c0392b; color:white; border-radius:3px" if clipped
                                 else "color:#999; border:1px solid #ccc; border-radius:3px")
-        self.overflow.setText(f"overflows {overflows}")
         self.overflow.setStyleSheet("color:#c0392b" if overflows else "")
