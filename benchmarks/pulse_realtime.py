@@ -11,51 +11,53 @@ samples reached the ring, and from paplay's wall clock).
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from asrlive.session import LiveSession
 from benchmarks.common import model_with_default_plan, pct, rss_mib, run_arguments, speech_file
-from tests.pulse import SINK, PulseServer
+from tests.pulse import PulseServer
 
 
 def main() -> None:
     args = run_arguments(default_minutes=10.0)
-    tmp = Path(tempfile.mkdtemp())
-    server = PulseServer(tmp)
-    server.start()
-    os.environ.update({k: server.env[k] for k in ("PULSE_RUNTIME_PATH", "PULSE_SERVER")})
-    from asrlive.audio.devices import rescan_devices
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        server = PulseServer(tmp)
+        server.start()
+        try:
+            os.environ.update({k: server.env[k] for k in ("PULSE_RUNTIME_PATH", "PULSE_SERVER")})
+            from asrlive.audio.devices import rescan_devices
 
-    rescan_devices()  # PortAudio must see the server started after it was loaded
-    wav = tmp / "speech.wav"
-    ends = speech_file(wav, args.minutes * 60, seed=7, pause_s=1.5)
-    model, plan = model_with_default_plan(args)
-    session = LiveSession(model, plan)
-    session.start_mic(None)
-    time.sleep(1.0)  # let the stream settle before playback: not a synchronisation
-    rss0 = rss_mib()
-    play_sample = session.ring.written
-    play_wall = time.monotonic()
-    g = model.geometry
-    pending = [play_sample + int(e * g.sample_rate) for e in ends]
-    from_ring: list[float] = []
+            rescan_devices()  # PortAudio must see the server started after it was loaded
+            wav = tmp / "speech.wav"
+            ends = speech_file(wav, args.minutes * 60, seed=7, pause_s=1.5)
+            model, plan = model_with_default_plan(args)
+            session = LiveSession(model, plan)
+            session.start_mic(None)
+            time.sleep(1.0)  # let the stream settle before playback: not a synchronisation
+            rss0 = rss_mib()
+            play_sample = session.ring.written
+            play_wall = time.monotonic()
+            g = model.geometry
+            pending = [play_sample + int(e * g.sample_rate) for e in ends]
+            from_ring: list[float] = []
 
-    def on_window(status) -> None:
-        # Measured as windows commit, while the ring still knows when those samples arrived.
-        now = time.monotonic()
-        while pending and g.frames(pending[0]) <= status.committed_frames:
-            from_ring.append(now - session.ring.time_of(pending.pop(0)))
+            def on_window(status) -> None:
+                # Measured as windows commit, while the ring still knows when those samples arrived.
+                now = time.monotonic()
+                while pending and g.frames(pending[0]) <= status.committed_frames:
+                    from_ring.append(now - session.ring.time_of(pending.pop(0)))
 
-    session.worker.add_listener(on_window)
-    subprocess.run(["paplay", f"--device={SINK}", str(wav)], env=server.env, check=True)
-    time.sleep(3.0)  # the last utterance's window needs hop + right context of audio after it
-    session.stop()
-    session.wait()
-    rss1 = rss_mib()
-    server.stop()
+            session.worker.add_listener(on_window)
+            server.play(wav)
+            time.sleep(3.0)  # the last utterance's window needs hop + right context of audio after it
+            session.stop()
+            session.wait()
+            rss1 = rss_mib()
+        finally:
+            server.stop()
     timings = session.worker.store.timings
     from_wall = []
     for end_s in ends:
