@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,11 +14,16 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 # Journals of test runs go to a throwaway folder, never the user's state directory.
-os.environ["ASRLIVE_STATE_DIR"] = tempfile.mkdtemp(prefix="asrlive-test-state-")
+STATE_DIR = tempfile.mkdtemp(prefix="asrlive-test-state-")
+os.environ["ASRLIVE_STATE_DIR"] = STATE_DIR
 
 from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
 def make_tiny_model(folder: Path, *, norm: str = "layer", do_normalize: bool = False, seed: int = 0,
