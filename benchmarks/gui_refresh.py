@@ -31,55 +31,56 @@ def main() -> None:
     args = ap.parse_args()
     configure_torch_threads(1)
     app = QApplication([])
-    tmp = Path(tempfile.mkdtemp())
-    wav = tmp / "speech.wav"
-    speech_file(wav, args.history + 30)
-    w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model, journaling=False)
-    w.resize(1600, 1000)
-    w.show()
-    w.view.visible_seconds = args.history
-    w.confidence_box.setChecked(True)
-    w.timer.stop()  # the benchmark drives the ticks itself, at the same interval
-    while w.model is None:
-        app.processEvents()
-    w.source_controls.set_file(str(wav))
-    w.source_controls.speed.setCurrentIndex(0)  # real time
-    w.start_streaming()
-    fill = QTimer()
-    fill.setInterval(FRAME_INTERVAL_MS)
-    fill.timeout.connect(lambda: w.on_tick() if w.session.ring.written < args.history * 16000 else app.quit())
-    fill.start()
-    app.exec()
-    fill.stop()
-    frame_ms: list[float] = []
-    cpu0, wall0 = time.thread_time(), time.monotonic()
-    last_cpu = [cpu0]
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        wav = tmp / "speech.wav"
+        speech_file(wav, args.history + 30)
+        w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model, journaling=False)
+        w.resize(1600, 1000)
+        w.show()
+        w.view.visible_seconds = args.history
+        w.confidence_box.setChecked(True)
+        w.timer.stop()  # the benchmark drives the ticks itself, at the same interval
+        while w.model is None:
+            app.processEvents()
+        w.source_controls.set_file(str(wav))
+        w.source_controls.speed.setCurrentIndex(0)  # real time
+        w.start_streaming()
+        fill = QTimer()
+        fill.setInterval(FRAME_INTERVAL_MS)
+        fill.timeout.connect(lambda: w.on_tick() if w.session.ring.written < args.history * 16000 else app.quit())
+        fill.start()
+        app.exec()
+        fill.stop()
+        frame_ms: list[float] = []
+        cpu0, wall0 = time.thread_time(), time.monotonic()
+        last_cpu = [cpu0]
 
-    def tick() -> None:
-        # A frame's cost is the GUI thread's CPU time from one tick to the next: the pull and
-        # redraw here plus the paints the event loop runs for them afterwards.
-        w.on_tick()
-        now = time.thread_time()
-        frame_ms.append((now - last_cpu[0]) * 1000)
-        last_cpu[0] = now
-        if len(frame_ms) >= args.ticks:
-            timer.stop()
-            app.quit()
+        def tick() -> None:
+            # A frame's cost is the GUI thread's CPU time from one tick to the next: the pull and
+            # redraw here plus the paints the event loop runs for them afterwards.
+            w.on_tick()
+            now = time.thread_time()
+            frame_ms.append((now - last_cpu[0]) * 1000)
+            last_cpu[0] = now
+            if len(frame_ms) >= args.ticks:
+                timer.stop()
+                app.quit()
 
-    timer = QTimer()
-    timer.setInterval(FRAME_INTERVAL_MS)
-    timer.timeout.connect(tick)
-    timer.start()
-    app.exec()
-    cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
-    frames_shown = w.view.heat_image.image.shape[1]
-    print(f"platform: {app.platformName()}  history on screen: {frames_shown} frames "
-          f"({frames_shown * w.model.geometry.frame_ms / 1000:.0f} s) x {len(w.model.vocab)} symbols")
-    print(f"ticks: {len(frame_ms)} at {1000 / FRAME_INTERVAL_MS:.0f} Hz over {wall:.1f} s")
-    print(f"GUI-thread time per frame: p50 {pct(frame_ms, 50):.2f} ms, p95 {pct(frame_ms, 95):.2f} ms, "
-          f"max {max(frame_ms):.2f} ms")
-    print(f"GUI thread CPU: {100 * cpu / wall:.1f} % of one core")
-    w.close()
+        timer = QTimer()
+        timer.setInterval(FRAME_INTERVAL_MS)
+        timer.timeout.connect(tick)
+        timer.start()
+        app.exec()
+        cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
+        frames_shown = w.view.heat_image.image.shape[1]
+        print(f"platform: {app.platformName()}  history on screen: {frames_shown} frames "
+              f"({frames_shown * w.model.geometry.frame_ms / 1000:.0f} s) x {len(w.model.vocab)} symbols")
+        print(f"ticks: {len(frame_ms)} at {1000 / FRAME_INTERVAL_MS:.0f} Hz over {wall:.1f} s")
+        print(f"GUI-thread time per frame: p50 {pct(frame_ms, 50):.2f} ms, p95 {pct(frame_ms, 95):.2f} ms, "
+              f"max {max(frame_ms):.2f} ms")
+        print(f"GUI thread CPU: {100 * cpu / wall:.1f} % of one core")
+        w.close()
 
 
 if __name__ == "__main__":
