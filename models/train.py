@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from transformers import (
     Wav2Vec2Config,
@@ -44,9 +44,14 @@ CLEAN_UNTIL_STEP = 1000
 # (benchmarks/train_step.py measures padding and step time both ways).
 POOL_BATCHES = 8
 WORD_LIST = Path("/usr/share/dict/american-english")
+# Weights are evaluated and exported as an exponential moving average over about this many steps:
+# with a constant learning rate the average is as good as a decayed run at any step, so a
+# session can stop training whenever it must and still ship a settled model.
+EMA_DECAY = 0.999
+TRANSFORMER_LAYERS = 8
 
 
-def model_config() -> Wav2Vec2Config:
+def model_config(layers: int = TRANSFORMER_LAYERS) -> Wav2Vec2Config:
     return Wav2Vec2Config(
         vocab_size=len(CHAR_VOCAB),
         pad_token_id=CHAR_VOCAB[BLANK],
@@ -57,7 +62,7 @@ def model_config() -> Wav2Vec2Config:
         feat_extract_norm="layer",  # per-frame LayerNorm keeps conv features local (streaming)
         do_stable_layer_norm=True,  # pre-LN transformer: trains from scratch at a higher LR
         hidden_size=192,
-        num_hidden_layers=4,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=768,
         num_conv_pos_embeddings=32,
@@ -156,6 +161,37 @@ def evaluate(model: Wav2Vec2ForCTC, clips, device: str) -> float:
     return cer([t for _, t in clips], hyps)
 
 
+def grown_from(folder: Path) -> Wav2Vec2ForCTC:
+    """The model of ``folder`` with transformer layers appended up to TRANSFORMER_LAYERS, computing
+    the same function: each new pre-LN layer's attention and feed-forward output projections
+    start at zero, so it passes its input through unchanged until training moves them."""
+    small = Wav2Vec2ForCTC.from_pretrained(folder, use_safetensors=True)
+    have = small.config.num_hidden_layers
+    model = Wav2Vec2ForCTC(model_config())
+    target = model.state_dict()
+    mismatched = [k for k, v in small.state_dict().items() if k not in target or target[k].shape != v.shape]
+    if mismatched or have > TRANSFORMER_LAYERS:
+        raise ValueError(f"{folder} does not match the recipe's architecture ({len(mismatched)} "
+                         f"tensors differ, e.g. {mismatched[:1]}; {have} layers)")
+    model.load_state_dict(small.state_dict(), strict=False)
+    with torch.no_grad():
+        for layer in model.wav2vec2.encoder.layers[have:]:
+            for proj in (layer.attention.out_proj, layer.feed_forward.output_dense):
+                proj.weight.zero_()
+                proj.bias.zero_()
+    return model
+
+
+def freeze_conv_layers(model: Wav2Vec2ForCTC, n: int) -> None:
+    """Keep the first ``n`` conv layers fixed. transformers marks the waveform itself as needing a
+    gradient (for gradient checkpointing, unused here); unmarked, backward stops at the first
+    trained layer instead of running through every conv layer down to the input."""
+    encoder = model.wav2vec2.feature_extractor
+    encoder._requires_grad = False
+    for layer in encoder.conv_layers[:n]:
+        layer.requires_grad_(False)
+
+
 def save_hf(model: Wav2Vec2ForCTC, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
@@ -187,6 +223,11 @@ def main() -> None:
     ap.add_argument("--init-from", type=Path, help="start from these weights (an exported model folder) "
                     "when RUN has no checkpoint, e.g. to continue from the shipped model on a new machine")
     ap.add_argument("--start-step", type=int, default=0, help="with --init-from: the step those weights reached")
+    ap.add_argument("--decay-steps", type=int, default=2000,
+                    help="the learning rate falls linearly to 5 %% over the last this many of --steps")
+    ap.add_argument("--frozen-conv-layers", type=int, default=0,
+                    help="keep the first N conv layers as they are: at 3200-800 frames/s they are most of "
+                    "a CPU step's backward pass, and once trained they change little")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -195,28 +236,33 @@ def main() -> None:
     model = Wav2Vec2ForCTC(model_config()).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
-    def lr_at(step: int) -> float:
-        if step < args.warmup:
-            return (step + 1) / args.warmup
-        progress = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     step, best = 0, float("inf")
     last = args.run_dir / "last.pt"
     if not last.exists() and args.init_from is not None:
-        model = Wav2Vec2ForCTC.from_pretrained(args.init_from, config=model_config(),
-                                               use_safetensors=True).to(args.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-        for _ in range(args.start_step):
-            sched.step()
+        model = grown_from(args.init_from).to(args.device)
         step = args.start_step
         print(f"initialised from {args.init_from} at step {step}", flush=True)
+    freeze_conv_layers(model, args.frozen_conv_layers)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    first_step = step
+
+    def lr_at(sched_step: int) -> float:
+        """Warm-up, constant, then a linear decay over the last --decay-steps: the end of the run
+        can move (resume with another --steps) without redoing the schedule."""
+        at = first_step + sched_step
+        if sched_step < args.warmup:
+            return (sched_step + 1) / args.warmup
+        return max(0.05, min(1.0, (args.steps - at) / max(1, args.decay_steps)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY))
     if last.exists():
         state = torch.load(last, map_location=args.device, weights_only=False)
         model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
+        first_step = state["first_step"]
         sched.load_state_dict(state["sched"])
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
@@ -240,18 +286,19 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         sched.step()
+        ema.update_parameters(model)
         step += 1
         shared_step.value = step
         record = {"step": step, "loss": round(loss.item(), 4), "lr": sched.get_last_lr()[0],
                   "sec": round(time.time() - t0, 1)}
         if step % args.ckpt_every == 0:
-            record["heldout_cer"] = round(evaluate(model, clips, args.device), 4)
+            record["heldout_cer"] = round(evaluate(ema.module, clips, args.device), 4)
             if record["heldout_cer"] < best:
                 best = record["heldout_cer"]
-                save_hf(model, args.run_dir / "best")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "step": step, "best": best,
-                        "torch_rng": torch.get_rng_state()}, last.with_suffix(".tmp"))
+                save_hf(ema.module, args.run_dir / "best")
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "first_step": first_step, "step": step,
+                        "best": best, "torch_rng": torch.get_rng_state()}, last.with_suffix(".tmp"))
             last.with_suffix(".tmp").replace(last)
         if step % 25 == 0 or "heldout_cer" in record:
             log.write(json.dumps(record) + "\n")
