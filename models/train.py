@@ -291,7 +291,7 @@ def main() -> None:
         shared_step.value = step
         record = {"step": step, "loss": round(loss.item(), 4), "lr": sched.get_last_lr()[0],
                   "sec": round(time.time() - t0, 1)}
-        if step % args.ckpt_every == 0:
+        if step % args.ckpt_every == 0 or step == args.steps:  # the last step always counts
             record["heldout_cer"] = round(evaluate(ema.module, clips, args.device), 4)
             if record["heldout_cer"] < best:
                 best = record["heldout_cer"]
