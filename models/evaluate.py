@@ -1,8 +1,11 @@
 """Measures the embedded (or any) model's CER with offline greedy decoding.
 
-    python models/evaluate.py [--model M] [--heldout 200] [--realspeech ../shared/realspeech] [--pocketsphinx]
+    python models/evaluate.py [--model M] [--heldout 200] [--training-fit N]
+                              [--realspeech ../shared/realspeech] [--pocketsphinx]
 
-(a) held-out synthetic speech: sentences and voice variants that training never sees (fixed seed);
+(a) held-out synthetic speech: sentences and voice variants that training never sees (fixed seed),
+    and optionally the same measure on training sentences and voices, to tell underfitting from
+    overfitting;
 (b) ../shared/realspeech: real human speech, reported only (never trained or tuned on), optionally
     beside pocketsphinx's own English model on the same files as an independent reference.
 Prints a JSON record; models/README.md quotes it.
@@ -28,12 +31,13 @@ from asrlive.textcorpus import load_sentences, normalise
 from asrlive.transcribe import offline_samples
 
 
-def heldout_synthetic(model, n: int, seed: int = 20261121) -> dict:
+def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> dict:
+    """CER on ``n`` sentences of one split spoken by voice variants of the same split."""
     rng = random.Random(seed)
-    sentences = rng.sample(load_sentences("heldout"), n)
+    sentences = rng.sample(load_sentences(split), n)
     refs, hyps = [], []
     for s in sentences:
-        audio = synthesize(s, random_voice(rng, "heldout"), model.sample_rate)
+        audio = synthesize(s, random_voice(rng, split), model.sample_rate)
         refs.append(s)
         hyps.append(offline_samples(model, audio).text)
     return {"utterances": n, "cer": round(cer(refs, hyps), 4), "wer": round(wer(refs, hyps), 4),
@@ -76,13 +80,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
     ap.add_argument("--heldout", type=int, default=200)
+    ap.add_argument("--training-fit", type=int, default=0, metavar="N",
+                    help="also measure CER on N training sentences spoken by training voices")
     ap.add_argument("--realspeech", type=Path)
     ap.add_argument("--pocketsphinx", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     configure_torch_threads(args.threads)
     model = load_model(args.model, device="cpu")
-    record = {"model": model.name, "heldout_synthetic": heldout_synthetic(model, args.heldout)}
+    record = {"model": model.name, "heldout_synthetic": synthetic(model, args.heldout)}
+    if args.training_fit:
+        # Training sentences and voices: far below the held-out CER would mean the model
+        # memorises; the same means it still underfits and needs more training, not more data.
+        record["training_synthetic"] = synthetic(model, args.training_fit, "train")
     if args.realspeech:
         record["realspeech"] = realspeech(model, args.realspeech, args.pocketsphinx)
     print(json.dumps(record, indent=2))
