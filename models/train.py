@@ -44,9 +44,9 @@ CLEAN_UNTIL_STEP = 1000
 # (benchmarks/train_step.py measures padding and step time both ways).
 POOL_BATCHES = 8
 WORD_LIST = Path("/usr/share/dict/american-english")
-# Weights are evaluated and exported as an exponential moving average over about this many steps:
-# with a constant learning rate the average is as good as a decayed run at any step, so a
-# session can stop training whenever it must and still ship a settled model.
+# Weights are evaluated and exported as an exponential moving average (over about the last 1000
+# steps): with a constant learning rate the average comes close to what a decayed run reaches,
+# so a session can stop training whenever it must and still ship a settled model.
 EMA_DECAY = 0.999
 TRANSFORMER_LAYERS = 8
 
@@ -234,8 +234,6 @@ def main() -> None:
     torch.manual_seed(args.seed)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     model = Wav2Vec2ForCTC(model_config()).to(args.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-
     step, best = 0, float("inf")
     last = args.run_dir / "last.pt"
     if not last.exists() and args.init_from is not None:
