@@ -168,12 +168,12 @@ def grown_from(folder: Path) -> Wav2Vec2ForCTC:
     small = Wav2Vec2ForCTC.from_pretrained(folder, use_safetensors=True)
     have = small.config.num_hidden_layers
     model = Wav2Vec2ForCTC(model_config())
-    target = model.state_dict()
-    mismatched = [k for k, v in small.state_dict().items() if k not in target or target[k].shape != v.shape]
+    source, target = small.state_dict(), model.state_dict()
+    mismatched = [k for k, v in source.items() if k not in target or target[k].shape != v.shape]
     if mismatched or have > TRANSFORMER_LAYERS:
         raise ValueError(f"{folder} does not match the recipe's architecture ({len(mismatched)} "
                          f"tensors differ, e.g. {mismatched[:1]}; {have} layers)")
-    model.load_state_dict(small.state_dict(), strict=False)
+    model.load_state_dict(source, strict=False)
     with torch.no_grad():
         for layer in model.wav2vec2.encoder.layers[have:]:
             for proj in (layer.attention.out_proj, layer.feed_forward.output_dense):
@@ -233,13 +233,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    model = Wav2Vec2ForCTC(model_config()).to(args.device)
     step, best = 0, float("inf")
     last = args.run_dir / "last.pt"
     if not last.exists() and args.init_from is not None:
         model = grown_from(args.init_from).to(args.device)
         step = args.start_step
         print(f"initialised from {args.init_from} at step {step}", flush=True)
+    else:
+        model = Wav2Vec2ForCTC(model_config()).to(args.device)
     freeze_conv_layers(model, args.frozen_conv_layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
