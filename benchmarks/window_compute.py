@@ -28,7 +28,8 @@ def main() -> None:
     models = [load_model(m, device="cpu") for m in args.model]
     plan = ChunkPlan.from_settings(models[0].geometry, ChunkSettings())
     g = plan.geometry
-    n = g.samples_for_frames(plan.left_frames + plan.hop_frames + plan.right_frames)
+    steady = plan.window(plan.left_frames)  # a window with its full left context
+    n = steady.end_sample - steady.start_sample
     audio = (np.random.default_rng(0).standard_normal(n) * 0.05).astype(np.float32)
     times: list[list[float]] = [[] for _ in models]
     for model in models:
