@@ -48,12 +48,12 @@ def main() -> None:
     frozen = Wav2Vec2ForCTC(train.model_config()).train()
     train.freeze_conv_layers(frozen, args.frozen_conv_layers)
 
-    def seconds_per_step(model, batches) -> float:
+    def seconds_per_step(model, batches, bf16: bool = False) -> float:
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         times = []
         for audio, mask, labels, _ in batches[:1] + batches:  # the first call's allocations untimed
             start = time.perf_counter()
-            model(audio, attention_mask=mask, labels=labels).loss.backward()
+            train.training_loss(model, audio, mask, labels, "cpu", bf16).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             times.append(time.perf_counter() - start)
@@ -64,13 +64,15 @@ def main() -> None:
         "random batches": (seconds_per_step(full, random_batches), padded(random_batches)),
         "length-grouped batches": (seconds_per_step(full, grouped), padded(grouped)),
         f"grouped, {args.frozen_conv_layers} conv frozen": (seconds_per_step(frozen, grouped), padded(grouped)),
+        f"grouped, {args.frozen_conv_layers} conv frozen, bf16": (seconds_per_step(frozen, grouped, bf16=True),
+                                                                  padded(grouped)),
     }
     audio_s = sum(len(u[0]) for u in pool) / 16000 / args.batches
     print(f"{args.batches} batches of 16 utterances, {audio_s:.1f} s of audio per batch, "
           f"{args.threads} threads, {train.TRANSFORMER_LAYERS} transformer layers")
     base = results["random batches"][0]
     for name, (sec, pad) in results.items():
-        print(f"{name:30s} {sec:6.2f} s/step  padded/real samples {pad:4.2f}  ratio {sec / base:4.2f}x")
+        print(f"{name:36s} {sec:6.2f} s/step  padded/real samples {pad:4.2f}  ratio {sec / base:4.2f}x")
 
 
 if __name__ == "__main__":

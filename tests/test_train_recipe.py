@@ -47,3 +47,24 @@ def test_frozen_conv_layers_get_no_gradient_and_the_rest_do(frozen):
     assert all(p.grad is None for layer in conv[:frozen] for p in layer.parameters())
     assert all(p.grad is not None for layer in conv[frozen:] for p in layer.parameters())
     assert model.wav2vec2.encoder.layers[0].attention.q_proj.weight.grad is not None
+
+
+def test_bf16_loss_follows_float32_and_gradients_stay_float32():
+    """The recipe's --bf16 step: a loss close to the float32 one (so training follows the same
+    path), with float32 gradients for the float32 weights and optimiser."""
+    from asrlive.vocab import encode_text
+
+    model = Wav2Vec2ForCTC.from_pretrained(
+        Path(__file__).resolve().parents[1] / "models" / "asrlive-tiny-en", use_safetensors=True).train()
+    torch.manual_seed(0)
+    audio = torch.randn(2, 16000) * 0.05
+    mask = torch.ones_like(audio, dtype=torch.long)
+    labels = torch.tensor([encode_text("HELLO"), encode_text("WORLD")])
+    full = train.training_loss(model, audio, mask, labels, "cpu", bf16=False)
+    half = train.training_loss(model, audio, mask, labels, "cpu", bf16=True)
+    assert half.dtype == torch.float32
+    assert half.item() != full.item()  # the forward pass did run in bfloat16
+    assert half.item() == pytest.approx(full.item(), rel=0.03)
+    half.backward()
+    assert model.lm_head.weight.grad.dtype == torch.float32
+    assert model.lm_head.weight.grad.abs().sum() > 0
