@@ -239,7 +239,8 @@ def main() -> None:
                     "a CPU step's backward pass, and once trained they change little")
     ap.add_argument("--bf16", action="store_true",
                     help="run the forward pass under bfloat16 autocast (weights, optimiser state, CTC "
-                    "loss and evaluation stay float32): 1.5x faster per step on a CPU with AVX-512 BF16")
+                    "loss and evaluation stay float32): 0.7-0.9x the step time on this machine's AVX-512 "
+                    "BF16 CPU (benchmarks/train_step.py)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
