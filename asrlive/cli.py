@@ -131,15 +131,17 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
         lines.append("log-prob change of frame %d from a 20 ms burst d ms after its RF: %s" % (
             n // 4, ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in record["output_change_by_distance"])))
     if args.sensitivity:
-        usable = [f for f in range(2, n - int(1000 / geometry.frame_ms) - 1)]
-        if len(usable) < 4:
-            raise CLIError("audio too short for a 1000 ms right-context sweep", EXIT_BAD_INPUT)
-        frames = [usable[int(i)] for i in np.linspace(0, len(usable) - 1, args.frames)]
+        if args.frames < 4:
+            raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
         step = geometry.frame_ms
-        contexts = [round(k * step, 3) for k in range(0, int(1000 / step) + 1)]
+        reach = int(1000 / step)
+        frames = rfa.sweep_frames(2, n - reach - 2, args.frames)
+        if len(frames) < 4:
+            raise CLIError("audio too short for a 1000 ms right-context sweep", EXIT_BAD_INPUT)
+        contexts = [round(k * step, 3) for k in range(0, reach + 1)]
         right = rfa.context_sensitivity(model, audio, frames, contexts, side="right")
-        left_frames = [f for f in range(int(1000 / step), n)][:: max(1, (n - int(1000 / step)) // args.frames)][: args.frames]
-        left = rfa.context_sensitivity(model, audio, left_frames, contexts[::2], side="left") if left_frames else []
+        left_frames = rfa.sweep_frames(reach, n - 3, args.frames)
+        left = rfa.context_sensitivity(model, audio, left_frames, contexts, side="left") if left_frames else []
         rec = {"agreement_99": rfa.recommend(right, 0.99, 0.05), "agreement_95": rfa.recommend(right, 0.95, 0.2)}
         rec_left = {"agreement_99": rfa.recommend(left, 0.99, 0.05), "agreement_95": rfa.recommend(left, 0.95, 0.2)}
         record["right_context"] = [p.__dict__ for p in right]
@@ -377,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--empirical", action="store_true", help="measure the RF by input gradients, beside the analytic one")
     rf.add_argument("--sensitivity", action="store_true", help="sweep right and left context and recommend settings")
     rf.add_argument("--audio", type=Path, help="audio for --empirical/--sensitivity (default: espeak-ng speech)")
-    rf.add_argument("--frames", type=int, default=16, help="frames sampled by --sensitivity")
+    rf.add_argument("--frames", type=int, default=400,
+                    help="at most this many frames measured by --sensitivity (every frame of shorter audio); "
+                    "neighbouring frames share model passes, so the cost grows with the audio's length")
     rf.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
     rf.set_defaults(func=_cmd_rf)
 

@@ -160,29 +160,53 @@ def _kl(p_log: np.ndarray, q_log: np.ndarray) -> np.ndarray:
 
 
 def context_sensitivity(model: CTCModel, samples: np.ndarray, frames: list[int], contexts_ms: list[float],
-                        side: str = "right", other_ms: float | None = None) -> list[SensitivityPoint]:
-    """For each context length, run each frame's window with that much context on ``side`` (and
-    ``other_ms`` on the other side; None = all there is) and compare the frame with the offline pass."""
+                        side: str = "right") -> list[SensitivityPoint]:
+    """For each context length, recompute each frame in a window with that much context on ``side``
+    (and all there is on the other) and compare it with the offline pass.
+
+    One model pass serves many (frame, context) pairs: with all left context, the window of frame
+    f with r frames of right context is the prefix of the audio that ends r frames after f, so the
+    prefix ending at frame e gives every frame before e its right-context-(e - f) output at once;
+    likewise suffixes for left context. The cost is one pass per distinct window edge, so a sweep
+    over every frame of a clip costs about as many passes as the clip has frames, not frames ×
+    contexts."""
     if side not in ("right", "left"):
         raise ValueError("side is 'right' or 'left'")
     g = model.geometry
+    frames = sorted(set(frames))
     offline = model.log_probs(samples)
     total = len(offline)
-    points = []
-    for ctx in contexts_ms:
-        n_ctx = int(round(ctx / g.frame_ms))
-        n_other = total if other_ms is None else int(round(other_ms / g.frame_ms))
-        kls, agree = [], []
-        for f in frames:
-            left, right = (n_other, n_ctx) if side == "right" else (n_ctx, n_other)
-            first, end = max(0, f - left), min(total, f + 1 + right)
-            start = first * g.jump
-            window = samples[start:start + g.samples_for_frames(end - first)]
-            lp = model.log_probs(window)[f - first]
-            kls.append(max(0.0, float(_kl(offline[f], lp))))
-            agree.append(int(np.argmax(lp) == np.argmax(offline[f])))
-        points.append(SensitivityPoint(ctx, float(np.mean(kls)), float(np.mean(agree))))
-    return points
+    steps = [int(round(ctx / g.frame_ms)) for ctx in contexts_ms]
+    by_edge: dict[int, list[tuple[int, int]]] = {}
+    for f in frames:
+        for i, n in enumerate(steps):
+            edge = min(total, f + 1 + n) if side == "right" else max(0, f - n)
+            by_edge.setdefault(edge, []).append((f, i))
+    kls = np.zeros((len(steps), len(frames)))
+    agree = np.zeros((len(steps), len(frames)))
+    column = {f: j for j, f in enumerate(frames)}
+    for edge, uses in by_edge.items():
+        if side == "right":
+            first, window = 0, samples[: g.samples_for_frames(edge)]
+        else:
+            first = edge
+            window = samples[edge * g.jump: edge * g.jump + g.samples_for_frames(total - edge)]
+        lp = model.log_probs(window)
+        for f, i in uses:
+            row = lp[f - first]
+            kls[i, column[f]] = max(0.0, float(_kl(offline[f], row)))
+            agree[i, column[f]] = float(np.argmax(row) == np.argmax(offline[f]))
+    return [SensitivityPoint(ctx, float(kls[i].mean()), float(agree[i].mean())) for i, ctx in enumerate(contexts_ms)]
+
+
+def sweep_frames(first: int, last: int, most: int) -> list[int]:
+    """Up to ``most`` frames evenly spread over [first, last]: every frame when the range is no
+    longer, so neighbouring frames share their window edges in ``context_sensitivity``."""
+    if last < first:
+        return []
+    if last - first + 1 <= most:
+        return list(range(first, last + 1))
+    return sorted({int(round(v)) for v in np.linspace(first, last, most)})
 
 
 def recommend(points: list[SensitivityPoint], agreement: float = 0.99, max_kl: float = 0.05) -> float | None:

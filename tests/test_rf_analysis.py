@@ -67,6 +67,39 @@ def test_sensitivity_converges_to_offline(tiny_model):
     assert left[-1].mean_kl < 1e-6 and left[0].mean_kl > left[-1].mean_kl
 
 
+def test_shared_window_passes_equal_one_window_per_frame_and_context(tiny_model):
+    """The sweep's prefix/suffix sharing must give exactly what cutting each frame its own window
+    gives."""
+    g = tiny_model.geometry
+    x = (np.random.default_rng(5).standard_normal(40000) * 0.1).astype(np.float32)
+    offline = tiny_model.log_probs(x)
+    total = len(offline)
+    frames, contexts = list(range(20, 60)), [0, 20, 60, 140, 300]
+    for side in ("right", "left"):
+        expected = []
+        for ctx in contexts:
+            n = int(round(ctx / g.frame_ms))
+            kl, agree = [], []
+            for f in frames:
+                first, end = (0, min(total, f + 1 + n)) if side == "right" else (max(0, f - n), total)
+                window = x[first * g.jump: first * g.jump + g.samples_for_frames(end - first)]
+                row = tiny_model.log_probs(window)[f - first]
+                kl.append(max(0.0, float(np.sum(np.exp(offline[f]) * (offline[f] - row)))))
+                agree.append(float(np.argmax(row) == np.argmax(offline[f])))
+            expected.append((ctx, np.mean(kl), np.mean(agree)))
+        got = rfa.context_sensitivity(tiny_model, x, frames, contexts, side=side)
+        assert [p.context_ms for p in got] == contexts
+        np.testing.assert_allclose([p.mean_kl for p in got], [e[1] for e in expected], rtol=1e-6, atol=1e-9)
+        assert [p.agreement for p in got] == [e[2] for e in expected]
+
+
+def test_sweep_frames_takes_every_frame_when_it_can():
+    assert rfa.sweep_frames(2, 9, 100) == list(range(2, 10))
+    spread = rfa.sweep_frames(0, 999, 50)
+    assert len(spread) == 50 and spread[0] == 0 and spread[-1] == 999
+    assert rfa.sweep_frames(5, 4, 10) == []
+
+
 def test_recommend_picks_first_stable_context():
     pts = [rfa.SensitivityPoint(c, kl, ag) for c, kl, ag in
            [(0, 0.5, 0.8), (20, 0.01, 0.995), (40, 0.2, 0.9), (60, 0.01, 0.99), (80, 0.0, 1.0)]]
@@ -93,4 +126,6 @@ def test_rf_cli_sensitivity_table(tiny_model_dir, capsys, tmp_path):
     sf.write(wav, (np.random.default_rng(6).standard_normal(56000) * 0.1).astype(np.float32), 16000)
     assert main(["rf", "--model", str(tiny_model_dir), "--sensitivity", "--audio", str(wav), "--frames", "4"]) == 0
     out = capsys.readouterr().out
-    assert "Right-context sensitivity" in out and "Recommended right context" in out
+    assert "Right-context sensitivity over 4 frames" in out and "Recommended right context" in out
+    assert main(["rf", "--model", str(tiny_model_dir), "--sensitivity", "--audio", str(wav), "--frames", "1"]) == 2
+    assert "--frames must be at least 4" in capsys.readouterr().err
