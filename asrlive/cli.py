@@ -135,12 +135,12 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
             raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
         step = geometry.frame_ms
         reach = int(1000 / step)
-        frames = rfa.sweep_frames(2, n - reach - 2, args.frames)
+        frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "right"), args.frames)
         if len(frames) < 4:
             raise CLIError("audio too short for a 1000 ms right-context sweep", EXIT_BAD_INPUT)
         contexts = [round(k * step, 3) for k in range(0, reach + 1)]
         right = rfa.context_sensitivity(model, audio, frames, contexts, side="right")
-        left_frames = rfa.sweep_frames(reach, n - 3, args.frames)
+        left_frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "left"), args.frames)
         left = rfa.context_sensitivity(model, audio, left_frames, contexts, side="left") if left_frames else []
         rec = {"agreement_99": rfa.recommend(right, 0.99, 0.05), "agreement_95": rfa.recommend(right, 0.95, 0.2)}
         rec_left = {"agreement_99": rfa.recommend(left, 0.99, 0.05), "agreement_95": rfa.recommend(left, 0.95, 0.2)}

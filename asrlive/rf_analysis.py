@@ -199,14 +199,20 @@ def context_sensitivity(model: CTCModel, samples: np.ndarray, frames: list[int],
     return [SensitivityPoint(ctx, float(kls[i].mean()), float(agree[i].mean())) for i, ctx in enumerate(contexts_ms)]
 
 
-def sweep_frames(first: int, last: int, most: int) -> list[int]:
-    """Up to ``most`` frames evenly spread over [first, last]: every frame when the range is no
-    longer, so neighbouring frames share their window edges in ``context_sensitivity``."""
-    if last < first:
-        return []
-    if last - first + 1 <= most:
-        return list(range(first, last + 1))
-    return sorted({int(round(v)) for v in np.linspace(first, last, most)})
+def sweepable_frames(n_frames: int, reach: int, side: str) -> range:
+    """The frames with ``reach`` frames of audio on ``side`` (and two frames' margin at the other
+    end), so every context length up to ``reach`` is a real window for them."""
+    if side not in ("right", "left"):
+        raise ValueError("side is 'right' or 'left'")
+    return range(2, n_frames - reach - 1) if side == "right" else range(reach, n_frames - 2)
+
+
+def sweep_frames(frames: range, most: int) -> list[int]:
+    """Up to ``most`` of ``frames``, evenly spread: all of them when there are no more, so
+    neighbouring frames share their window edges in ``context_sensitivity``."""
+    if len(frames) <= most:
+        return list(frames)
+    return sorted({frames[int(round(i))] for i in np.linspace(0, len(frames) - 1, most)})
 
 
 def recommend(points: list[SensitivityPoint], agreement: float = 0.99, max_kl: float = 0.05) -> float | None:

@@ -128,10 +128,10 @@ def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
     g = model.geometry
     n = g.frames(len(audio))
     reach = int(1000 / g.frame_ms)
-    frames = rfa.sweep_frames(2, n - reach - 2, n)
+    frames = list(rfa.sweepable_frames(n, reach, "right"))
     contexts = [k * g.frame_ms for k in range(0, reach + 1)]
     right = rfa.context_sensitivity(model, audio, frames, contexts, "right")
-    left_frames = rfa.sweep_frames(reach, n - 3, n)
+    left_frames = list(rfa.sweepable_frames(n, reach, "left"))
     left = rfa.context_sensitivity(model, audio, left_frames, contexts, "left")
     plot_png(out / "sensitivity-kl.png", "Mean KL(offline ‖ streamed) of a frame vs context",
              [("right context (left: all)", np.array([p.context_ms for p in right]), np.maximum([p.mean_kl for p in right], 1e-6), "#c0392b"),

@@ -94,10 +94,14 @@ def test_shared_window_passes_equal_one_window_per_frame_and_context(tiny_model)
 
 
 def test_sweep_frames_takes_every_frame_when_it_can():
-    assert rfa.sweep_frames(2, 9, 100) == list(range(2, 10))
-    spread = rfa.sweep_frames(0, 999, 50)
+    assert rfa.sweep_frames(range(2, 10), 100) == list(range(2, 10))
+    spread = rfa.sweep_frames(range(0, 1000), 50)
     assert len(spread) == 50 and spread[0] == 0 and spread[-1] == 999
-    assert rfa.sweep_frames(5, 4, 10) == []
+    assert rfa.sweep_frames(range(5, 5), 10) == []
+    # A frame is swept only where the whole reach of context exists on that side.
+    assert rfa.sweepable_frames(100, 50, "right") == range(2, 49)
+    assert rfa.sweepable_frames(100, 50, "left") == range(50, 98)
+    assert len(rfa.sweepable_frames(40, 50, "right")) == 0
 
 
 def test_recommend_picks_first_stable_context():

@@ -105,12 +105,15 @@ class SensitivityDialog(QDialog):
         step = g.frame_ms
         contexts = [k * step for k in range(0, int(1000 / step) + 1, 2)]
         reach = int(1000 / step)
+        # Every other frame, in step with the 40 ms context grid: each window edge then serves
+        # many frames, and the sweep costs one model pass per 40 ms of audio on each side.
+        right_frames = list(rfa.sweepable_frames(n, reach, "right")[::2])
+        left_frames = list(rfa.sweepable_frames(n, reach, "left")[::2])
+        if not right_frames or not left_frames:
+            self.status.setText("Stream at least a few seconds of speech first.")
+            return
 
         def sweep():
-            # Every other frame, in step with the 40 ms context grid: each window edge then serves
-            # many frames, and the sweep costs one model pass per 40 ms of audio on each side.
-            right_frames = list(range(2, max(3, n - reach - 1), 2))
-            left_frames = list(range(min(reach, n - 3), n - 2, 2))
             right = rfa.context_sensitivity(model, samples, right_frames, contexts, "right")
             left = rfa.context_sensitivity(model, samples, left_frames, contexts, "left")
             return right, left
