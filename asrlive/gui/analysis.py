@@ -103,8 +103,8 @@ class SensitivityDialog(QDialog):
         model = s.model
         n = g.frames(len(samples))
         step = g.frame_ms
-        contexts = [k * step for k in range(0, int(1000 / step) + 1, 2)]
         reach = int(1000 / step)
+        contexts = [k * step for k in range(0, reach + 1, 2)]
         # Every other frame, in step with the 40 ms context grid: each window edge then serves
         # many frames, and the sweep costs one model pass per 40 ms of audio on each side.
         right_frames = list(rfa.sweepable_frames(n, reach, "right")[::2])
