@@ -133,12 +133,11 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
     if args.sensitivity:
         if args.frames < 4:
             raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
-        step = geometry.frame_ms
-        reach = int(1000 / step)
+        reach = rfa.sweep_reach(geometry.frame_ms)
         frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "right"), args.frames)
         if len(frames) < 4:
-            raise CLIError("audio too short for a 1000 ms right-context sweep", EXIT_BAD_INPUT)
-        contexts = [round(k * step, 3) for k in range(0, reach + 1)]
+            raise CLIError(f"audio too short for a {rfa.SWEEP_REACH_MS} ms right-context sweep", EXIT_BAD_INPUT)
+        contexts = rfa.context_grid(geometry.frame_ms)
         right = rfa.context_sensitivity(model, audio, frames, contexts, side="right")
         left_frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "left"), args.frames)
         left = rfa.context_sensitivity(model, audio, left_frames, contexts, side="left") if left_frames else []
@@ -155,8 +154,7 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
         lines.append(f"Left-context sensitivity over {len(left_frames)} frames (right context: all):")
         for p in left[::5] + ([left[-1]] if left and (len(left) - 1) % 5 else []):
             lines.append(f"{p.context_ms:>9.0f} {p.mean_kl:>10.4f} {p.agreement * 100:>6.1f}%")
-        def say(v):
-            return "not reached within 1000 ms" if v is None else f"{v:.0f} ms"
+        say = rfa.describe_context
         lines.append(f"Recommended right context: {say(rec['agreement_99'])} for 99% greedy agreement and KL <= 0.05; "
                      f"{say(rec['agreement_95'])} for 95% and KL <= 0.2")
         lines.append(f"Recommended left context: {say(rec_left['agreement_99'])} for 99% / KL <= 0.05; "

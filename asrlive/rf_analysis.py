@@ -15,6 +15,9 @@ import numpy as np
 from .model import CTCModel
 
 MASS_LEVELS = (0.5, 0.9, 0.99)
+# The longest context the sensitivity sweep measures on either side: past a second, neither the
+# embedded model nor wav2vec2-base changes its greedy symbols enough to matter for chunking.
+SWEEP_REACH_MS = 1000
 
 
 def float64_copy(model: CTCModel):
@@ -197,6 +200,21 @@ def context_sensitivity(model: CTCModel, samples: np.ndarray, frames: list[int],
             kls[i, column[f]] = max(0.0, float(_kl(offline[f], row)))
             agree[i, column[f]] = float(np.argmax(row) == np.argmax(offline[f]))
     return [SensitivityPoint(ctx, float(kls[i].mean()), float(agree[i].mean())) for i, ctx in enumerate(contexts_ms)]
+
+
+def sweep_reach(frame_ms: float) -> int:
+    """SWEEP_REACH_MS in whole frames of ``frame_ms``."""
+    return int(SWEEP_REACH_MS / frame_ms)
+
+
+def context_grid(frame_ms: float, every: int = 1) -> list[float]:
+    """The contexts (ms) a sweep measures: every ``every`` frames from none up to the reach."""
+    return [round(k * frame_ms, 3) for k in range(0, sweep_reach(frame_ms) + 1, every)]
+
+
+def describe_context(context_ms: float | None) -> str:
+    """A recommendation from ``recommend`` in words."""
+    return f"not within {SWEEP_REACH_MS} ms" if context_ms is None else f"{context_ms:.0f} ms"
 
 
 def sweepable_frames(n_frames: int, reach: int, side: str) -> range:

@@ -127,9 +127,9 @@ def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> lis
 def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
     g = model.geometry
     n = g.frames(len(audio))
-    reach = int(1000 / g.frame_ms)
+    reach = rfa.sweep_reach(g.frame_ms)
     frames = list(rfa.sweepable_frames(n, reach, "right"))
-    contexts = [k * g.frame_ms for k in range(0, reach + 1)]
+    contexts = rfa.context_grid(g.frame_ms)
     right = rfa.context_sensitivity(model, audio, frames, contexts, "right")
     left_frames = list(rfa.sweepable_frames(n, reach, "left"))
     left = rfa.context_sensitivity(model, audio, left_frames, contexts, "left")
@@ -141,7 +141,7 @@ def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
              [("right context", np.array([p.context_ms for p in right]), np.array([100 * p.agreement for p in right]), "#c0392b"),
               ("left context", np.array([p.context_ms for p in left]), np.array([100 * p.agreement for p in left]), "#1f4e79")],
              "context (ms)", "agreement (%)")
-    say = lambda v: "not within 1000 ms" if v is None else f"{v:.0f} ms"  # noqa: E731
+    say = rfa.describe_context
     lines = [f"Frames measured: {len(frames)} for right context, {len(left_frames)} for left context, so 99 % "
              f"agreement allows {len(frames) // 100} and {len(left_frames) // 100} disagreeing frames.", "",
              "| right context (ms) | mean KL | agreement | | left context (ms) | mean KL | agreement |", "|---|---|---|---|---|---|---|"]
@@ -190,10 +190,10 @@ def main() -> None:
             "- **Per-window input normalisation** (`do_normalize=True`, wav2vec2-base-960h): the window's mean and "
             "variance scale every frame; the embedded model does not normalise its input.", "",
             "## Context sensitivity of the embedded model", "",
-            "Every frame of the utterance that has 1000 ms after it is recomputed in a window that ends *r* ms after it "
+            f"Every frame of the utterance that has {rfa.SWEEP_REACH_MS} ms after it is recomputed in a window that ends *r* ms after it "
             "(all left context available), and compared with the offline pass: mean KL and greedy-symbol agreement "
             "(silent frames included, as a stream has them). Likewise for left context with all right context, for "
-            "every frame with 1000 ms before it. One model pass over a prefix of the audio serves every frame inside "
+            f"every frame with {rfa.SWEEP_REACH_MS} ms before it. One model pass over a prefix of the audio serves every frame inside "
             "it at once, so the sweep costs one pass per window edge. This is the curve behind the chunk settings.", ""]
     doc += sensitivity_section(embedded, audio, args.out)
     (args.out / "receptive-field.md").write_text("\n".join(doc) + "\n")

@@ -133,3 +133,14 @@ def test_rf_cli_sensitivity_table(tiny_model_dir, capsys, tmp_path):
     assert "Right-context sensitivity over 4 frames" in out and "Recommended right context" in out
     assert main(["rf", "--model", str(tiny_model_dir), "--sensitivity", "--audio", str(wav), "--frames", "1"]) == 2
     assert "--frames must be at least 4" in capsys.readouterr().err
+
+
+def test_context_grid_spans_the_sweep_reach_in_whole_frames():
+    assert rfa.sweep_reach(20.0) == 50
+    grid = rfa.context_grid(20.0)
+    assert grid[0] == 0 and grid[-1] == rfa.SWEEP_REACH_MS and len(grid) == 51
+    assert rfa.context_grid(20.0, every=2) == grid[::2]
+    # A frame step that does not divide the reach stops short of it rather than past it.
+    assert rfa.context_grid(30.0)[-1] == 990
+    assert rfa.describe_context(None) == f"not within {rfa.SWEEP_REACH_MS} ms"
+    assert rfa.describe_context(140.0) == "140 ms"

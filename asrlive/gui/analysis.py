@@ -102,9 +102,8 @@ class SensitivityDialog(QDialog):
             return
         model = s.model
         n = g.frames(len(samples))
-        step = g.frame_ms
-        reach = int(1000 / step)
-        contexts = [k * step for k in range(0, reach + 1, 2)]
+        reach = rfa.sweep_reach(g.frame_ms)
+        contexts = rfa.context_grid(g.frame_ms, every=2)
         # Every other frame, in step with the 40 ms context grid: each window edge then serves
         # many frames, and the sweep costs one model pass per 40 ms of audio on each side.
         right_frames = list(rfa.sweepable_frames(n, reach, "right")[::2])
@@ -133,7 +132,7 @@ class SensitivityDialog(QDialog):
         rec95 = rfa.recommend(right, 0.95, 0.2)
         self._recommended = rec if rec is not None else (rec95 or 0.0)
         self.apply.setEnabled(rec is not None or rec95 is not None)
-        say = lambda v: "not within 1000 ms" if v is None else f"{v:.0f} ms"  # noqa: E731
+        say = rfa.describe_context
         self.status.setText(f"Right context for 99% agreement and KL ≤ 0.05: {say(rec)}; "
                             f"for 95% and KL ≤ 0.2: {say(rec95)}.")
 
