@@ -76,6 +76,12 @@ def embedded_model():
     return load_model(None, device="cpu")
 
 
+# The embedded model's character error bound on spoken_sentence wherever a test streams it: it
+# reads "THE WETHER IS NICETO DAY" offline (CER 0.12), so this allows two more slips from
+# streaming, while a broken audio path or chunking lands far above it.
+SPOKEN_SENTENCE_CER_LIMIT = 0.2
+
+
 @pytest.fixture(scope="session")
 def spoken_sentence() -> tuple[np.ndarray, str]:
     """A short sentence that is not in the training text, in espeak-ng's plain American voice, at 16 kHz."""
