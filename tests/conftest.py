@@ -77,9 +77,10 @@ def embedded_model():
 
 
 # The embedded model's character error bound on spoken_sentence wherever a test streams it: it
-# reads "THE WETHER IS NICETO DAY" offline (CER 0.12), so this allows two more slips from
-# streaming, while a broken audio path or chunking lands far above it.
-SPOKEN_SENTENCE_CER_LIMIT = 0.2
+# reads "THE WETHERE IS NICETO DAY" offline (CER 0.16) and 0.12-0.20 streamed, depending on the
+# plan and where the windows fall, so this allows two slips more than offline, while a broken
+# audio path or chunking lands far above it.
+SPOKEN_SENTENCE_CER_LIMIT = 0.24
 
 
 @pytest.fixture(scope="session")
