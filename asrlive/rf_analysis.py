@@ -15,8 +15,9 @@ import numpy as np
 from .model import CTCModel
 
 MASS_LEVELS = (0.5, 0.9, 0.99)
-# The longest context the sensitivity sweep measures on either side: past a second, neither the
-# embedded model nor wav2vec2-base changes its greedy symbols enough to matter for chunking.
+# The longest context the sensitivity sweep measures on either side. Each frame step more costs
+# one model pass per side, and only frames with this much audio on a side are swept, so a longer
+# reach needs longer recordings; the default plan's contexts (500 ms right) lie well inside it.
 SWEEP_REACH_MS = 1000
 
 

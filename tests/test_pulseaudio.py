@@ -68,8 +68,8 @@ class LiveProcess:
 def test_speech_played_into_pulseaudio_reaches_the_transcriber(pulse, tmp_path, spoken_sentence, embedded_model):
     """espeak-ng speech played into the null sink arrives, sample for sample, in asrlive's ring via
     ALSA/PortAudio/sounddevice, every frame of it is transcribed once, and the embedded model
-    commits its words. (Word for word waits for the model's training, see models/README.md: the
-    bound is on characters, as close as the model gets offline on the same audio.)"""
+    commits its words. (Word for word waits for the model's training, see models/README.md; the
+    bound is on characters, SPOKEN_SENTENCE_CER_LIMIT.)"""
     from asrlive.audio.devices import rescan_devices
     from asrlive.metrics import cer
     from asrlive.planner import ChunkPlan, ChunkSettings
