@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # One leg of training on a lent GPU machine (run as root from the repository root there, with the
-# folders .gpu-bundle from models/gpu_bundle.sh and .gpu-run carried along). It trains for at most
-# SECONDS, then leaves in $OUT what the next leg and this machine need: the run's log and best
-# model as one archive, and last.pt cut into pieces small enough to come back.
+# folder .gpu-bundle from models/gpu_bundle.sh carried along). It trains for at most SECONDS, then
+# leaves in $OUT the run's log and best model as one archive, run.tar.gz.
 #
 #   bash models/gpu_train.sh SECONDS [extra train.py arguments]
 #
-# Back on the development machine, from the folder the pieces arrived in:
-#   cat last.pt.part-* > .gpu-run/last.pt && tar -xzf run.tar.gz -C .gpu-run
+# The run lives in .gpu-run on that machine, so a next leg called while the machine is still warm
+# resumes from its last.pt. last.pt itself (model, average and optimiser state, 66 MB) does not
+# come back: it is more than one call may return. A leg on a fresh machine, or on the development
+# machine, continues from the returned best/ with --init-from and --start-step.
 set -euo pipefail
 seconds=$1
 shift
@@ -33,5 +34,4 @@ timeout --signal=INT "$seconds" python3 models/train.py --run-dir "$run" --devic
 [ "$status" -eq 0 ] || [ "$status" -eq 124 ] || exit "$status"
 
 tar -czf "$OUT/run.tar.gz" -C "$run" log.jsonl best
-split -b 15M -d "$run/last.pt" "$OUT/last.pt.part-"
 tail -n 3 "$run/log.jsonl"

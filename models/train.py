@@ -277,7 +277,7 @@ def main() -> None:
         first_step = state["first_step"]
         sched.load_state_dict(state["sched"])
         step, best = state["step"], state["best"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the device too
         print(f"resumed at step {step}, best CER {best:.3f}", flush=True)
 
     shared_step = torch.multiprocessing.Value("i", step)
