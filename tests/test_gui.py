@@ -10,7 +10,6 @@ from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from asrlive.gui.main_window import MainWindow
-from tests.conftest import SPOKEN_SENTENCE_CER_LIMIT
 
 FAST = 3  # index of "as fast as possible" in the speed box
 
@@ -40,10 +39,8 @@ def stream_file(qtbot, w: MainWindow, path, speed_index: int = FAST) -> None:
 
 def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav, embedded_model):
     """The embedded model through file mode: the transcript view shows exactly the text the core
-    commits for the same file and plan, and that text is the spoken sentence to within the
-    model's character errors. (Word for word waits for the model's training: see
-    models/README.md.)"""
-    from asrlive.metrics import cer
+    commits for the same file and plan, and that text is the spoken sentence word for word (the
+    file starts the speech on the frame grid: see the spoken_sentence fixture)."""
     from asrlive.transcribe import stream_file as core_stream_file
 
     path, text = sentence_wav
@@ -52,7 +49,7 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     shown = w.transcript.toPlainText().strip()
     expected = core_stream_file(embedded_model, path, w.session.plan).text
     assert shown and shown == expected
-    assert cer([text], [shown]) <= SPOKEN_SENTENCE_CER_LIMIT, shown
+    assert shown.split() == text.split()
 
 
 def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir):

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import SPOKEN_SENTENCE_CER_LIMIT
 from tests.pulse import PulseServer
 
 ASRLIVE = [sys.executable, "-m", "asrlive"]
@@ -68,10 +67,10 @@ class LiveProcess:
 def test_speech_played_into_pulseaudio_reaches_the_transcriber(pulse, tmp_path, spoken_sentence, embedded_model):
     """espeak-ng speech played into the null sink arrives, sample for sample, in asrlive's ring via
     ALSA/PortAudio/sounddevice, every frame of it is transcribed once, and the embedded model
-    commits its words. (Word for word waits for the model's training, see models/README.md; the
-    bound is on characters, SPOKEN_SENTENCE_CER_LIMIT.)"""
+    commits its words. Here the speech lands on the 20 ms frame grid, where the model reads it
+    word for word (see the spoken_sentence fixture): at ring sample 7680 in each of 14 runs, as if
+    capture only began with the playback."""
     from asrlive.audio.devices import rescan_devices
-    from asrlive.metrics import cer
     from asrlive.planner import ChunkPlan, ChunkSettings
     from asrlive.session import LiveSession
 
@@ -99,7 +98,7 @@ def test_speech_played_into_pulseaudio_reaches_the_transcriber(pulse, tmp_path, 
     assert session.ring.input_overflows == 0 and session.error is None
     assert session.worker.store.n_frames == model.geometry.frames(session.ring.written)
     committed = session.worker.decoder.committed_text()
-    assert cer([text], [committed]) <= SPOKEN_SENTENCE_CER_LIMIT, committed
+    assert committed.split() == text.split(), (committed, start + lag)
 
 
 def test_device_vanishing_mid_stream_is_reported_and_text_kept(pulse, tmp_path, tiny_model_dir):
