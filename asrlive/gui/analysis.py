@@ -103,11 +103,12 @@ class SensitivityDialog(QDialog):
         model = s.model
         n = g.frames(len(samples))
         reach = rfa.sweep_reach(g.frame_ms)
-        contexts = rfa.context_grid(g.frame_ms, every=2)
-        # Every other frame, in step with the 40 ms context grid: each window edge then serves
-        # many frames, and the sweep costs one model pass per 40 ms of audio on each side.
-        right_frames = list(rfa.sweepable_frames(n, reach, "right")[::2])
-        left_frames = list(rfa.sweepable_frames(n, reach, "left")[::2])
+        every = 2
+        contexts = rfa.context_grid(g.frame_ms, every=every)
+        # Frames in step with the context grid: each window edge then serves many frames, and the
+        # sweep costs one model pass per grid step of audio on each side.
+        right_frames = list(rfa.sweepable_frames(n, reach, "right")[::every])
+        left_frames = list(rfa.sweepable_frames(n, reach, "left")[::every])
         if not right_frames or not left_frames:
             self.status.setText("Stream at least a few seconds of speech first.")
             return
@@ -117,7 +118,7 @@ class SensitivityDialog(QDialog):
             left = rfa.context_sensitivity(model, samples, left_frames, contexts, "left")
             return right, left
 
-        self.status.setText("Measuring… (one model pass per 40 ms of audio on each side)")
+        self.status.setText(f"Measuring… (one model pass per {every * g.frame_ms:g} ms of audio on each side)")
         self.job.start(sweep)
 
     def _show(self, result) -> None:
