@@ -122,7 +122,7 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
         lines.append(f"{'frame':>6} {'analytic span':>16} {'conv grad span':>16} {'50% L/R ms':>14} {'90% L/R ms':>14} {'99% L/R ms':>14} {'grad != 0':>16}")
         for r in measured["frames"]:
             lines.append(
-                f"{r['frame']:>6} {str(tuple(r['analytic_span'])):>16} {str(tuple(r['conv_gradient_span'])):>16} "
+                f"{r['frame']:>6} {str(tuple(r['analytic_span'])):>16} {rfa.span_text(r['conv_gradient_span']):>16} "
                 + " ".join(f"{r[f'mass{p}_left_ms']:>6.0f}/{r[f'mass{p}_right_ms']:<7.0f}" for p in (50, 90, 99))
                 + f" {str(tuple(r['nonzero_span_samples'])):>16}")
         lines.append(f"conv features of frame {n // 2} when only samples >100 ms outside its RF change: "
@@ -365,7 +365,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asrlive", description="Real-time wav2vec2 CTC speech recognition.")
+    parser = argparse.ArgumentParser(prog="asrlive", description="Real-time CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rf = sub.add_parser("rf", help="receptive-field table of a model or of kernel/stride lists")

@@ -1,12 +1,15 @@
-"""Loading a Hugging Face CTC model (wav2vec2, HuBERT, WavLM, data2vec-audio) and running it.
+"""Loading a CTC model and running it: asrlive's own Whisper-encoder CTC folders (the embedded
+default, ``asrlive.whisper_ctc``) and Hugging Face CTC models (wav2vec2, HuBERT, WavLM,
+data2vec-audio).
 
-One path for every model: the embedded default, a local folder, or a hub id all go through the
-Auto classes. Weights load from safetensors when the model has them, remote code never runs,
-and the network is touched only when the user names a hub id that is not cached.
+Hugging Face models, from a local folder or a hub id, go through the Auto classes. Weights load
+from safetensors when the model has them, remote code never runs, and the network is touched
+only when the user names a hub id that is not cached.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -15,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .geometry import Geometry
+from .whisper_ctc_folder import is_whisper_ctc, read_config
 
-EMBEDDED_MODEL_NAME = "asrlive-tiny-en"
+EMBEDDED_MODEL_NAME = "asrlive-whisper-base-ctc"
 
 
 class ModelLoadError(RuntimeError):
@@ -49,11 +53,13 @@ def _quiet_transformers() -> None:
 
 def load_geometry(source: str | os.PathLike | None = None) -> Geometry:
     """The model's geometry from its config files alone (no weights loaded)."""
+    where = str(embedded_model_dir() if source is None else Path(source).expanduser())
+    local = Path(where).is_dir()
+    if local and is_whisper_ctc(Path(where)):
+        return _whisper_ctc_geometry(Path(where))
     from transformers import AutoConfig, AutoFeatureExtractor
 
     _quiet_transformers()
-    where = str(embedded_model_dir() if source is None else Path(source).expanduser())
-    local = Path(where).is_dir()
     try:
         config = AutoConfig.from_pretrained(where, local_files_only=local, trust_remote_code=False)
     except (OSError, ValueError) as exc:
@@ -67,6 +73,40 @@ def load_geometry(source: str | os.PathLike | None = None) -> Geometry:
         return Geometry.from_config(config, sample_rate=rate, do_normalize=norm)
     except ValueError as exc:
         raise ModelLoadError(f"{where}: {exc}") from exc
+
+
+def _whisper_ctc_geometry(folder: Path) -> Geometry:
+    try:
+        config = read_config(folder)
+        return Geometry(kernels=tuple(config["conv_kernel"]), strides=tuple(config["conv_stride"]),
+                        sample_rate=int(config["sampling_rate"]), do_normalize=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{folder}: unreadable asrlive model config ({type(exc).__name__}: {exc})") from exc
+
+
+def _load_whisper_ctc(folder: Path, device: str, half: bool) -> CTCModel:
+    import torch
+
+    from .whisper_ctc import load_whisper_ctc
+
+    geometry = _whisper_ctc_geometry(folder)
+    try:
+        vocab_map = json.loads((folder / "vocab.json").read_text())
+        model, config = load_whisper_ctc(folder)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"{folder}: the model does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    vocab = [""] * (max(vocab_map.values()) + 1)
+    for sym, i in vocab_map.items():
+        vocab[i] = sym
+    if len(vocab) != config["head"]["vocab_size"] or config["blank"] not in vocab_map:
+        raise ModelLoadError(f"{folder}: vocab.json does not match the model's {config['head']['vocab_size']} outputs")
+    dev = pick_device(device)
+    dtype = torch.float16 if half and dev != "cpu" else torch.float32
+    model.to(dev, dtype).eval()
+    delim = config.get("word_delimiter")
+    return CTCModel(model=model, name=str(folder), vocab=vocab, blank_id=vocab_map[config["blank"]],
+                    word_delimiter=delim if delim in vocab_map else None, geometry=geometry, device=dev,
+                    dtype=dtype, do_normalize=False)
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -138,11 +178,6 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
 
     Weights load from safetensors only, unless ``allow_pickle``: a pickled checkpoint can run
     arbitrary code when unpickled."""
-    import torch
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
-
-    _quiet_transformers()
     if source is None:
         path = embedded_model_dir()
         if not (path / "config.json").exists():
@@ -155,6 +190,13 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
     if not local and not _looks_like_hub_id(str(source)):
         raise ModelLoadError(f"{source}: no such folder, and not a hub id of the form 'org/name'")
     where = str(path) if local else str(source)
+    if local and is_whisper_ctc(path):
+        return _load_whisper_ctc(path, device, half)
+    import torch
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+
+    _quiet_transformers()
     common = {"trust_remote_code": False}
 
     def fetch(loader, **kw):

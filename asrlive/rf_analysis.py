@@ -72,6 +72,12 @@ def nonzero_span(gradient: np.ndarray, rel_tol: float = 0.0) -> tuple[int, int]:
     return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
 
 
+def span_text(span) -> str:
+    """A measured span for a table; an empty one means no input sample moves the output, as in
+    digital silence under a fixed log-mel floor, where every mel bin sits on the floor."""
+    return "none (silence)" if tuple(span) == (0, 0) else str(tuple(span))
+
+
 @dataclass(frozen=True)
 class EffectiveRF:
     """Central spans holding a share of the gradient mass, in samples relative to the frame centre

@@ -28,6 +28,29 @@ def test_conv_gradient_span_equals_analytic_rf(tmp_path, kernels, strides):
         assert rfa.nonzero_span(rfa.conv_gradient(model, x, frame)) == g.frame_span(frame)
 
 
+def test_whisper_front_end_gradient_span_equals_analytic_rf(tiny_whisper_model):
+    """Log-mel window (400 samples, hop 160) and two valid k=3 convs: 1040-sample RF, 320-sample
+    step. Whisper's periodic Hann window weighs its first sample by exactly zero, so the measured
+    span starts one sample into the analytic one."""
+    g = tiny_whisper_model.geometry
+    assert (g.rf, g.jump) == (1040, 320)
+    x = (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32)
+    n = g.frames(len(x))
+    for frame in (0, 1, n // 2, n - 1):
+        start, end = g.frame_span(frame)
+        assert rfa.nonzero_span(rfa.conv_gradient(tiny_whisper_model, x, frame)) == (start + 1, end)
+
+
+def test_whisper_front_end_is_local(tiny_whisper_model):
+    """A fixed log-mel floor instead of Whisper's per-window maximum: audio outside a frame's RF
+    does not change its conv features, however loud."""
+    x = (np.random.default_rng(1).standard_normal(16000) * 0.01).astype(np.float32)
+    frame = 5
+    edit = np.zeros_like(x)
+    edit[tiny_whisper_model.geometry.frame_span(frame)[1]:] = 0.9
+    assert rfa.conv_feature_change(tiny_whisper_model, x, frame, edit) == 0.0
+
+
 def test_group_norm_breaks_conv_locality_layer_norm_keeps_it(tmp_path):
     x = (np.random.default_rng(1).standard_normal(16000) * 0.1).astype(np.float32)
     layer = load_model(make_tiny_model(tmp_path / "layer", norm="layer"), device="cpu")
@@ -42,15 +65,21 @@ def test_group_norm_breaks_conv_locality_layer_norm_keeps_it(tmp_path):
     assert rfa.nonzero_span(rfa.conv_gradient(group, x, frame)) == (0, len(x) - len(x) % 5)
 
 
-def test_attention_reaches_past_the_conv_rf(tiny_model):
+def test_attention_reaches_past_the_conv_rf(tiny_any_model):
     x = (np.random.default_rng(3).standard_normal(32000) * 0.1).astype(np.float32)
-    grad = rfa.output_gradient(tiny_model, x, 20)
-    a, b = tiny_model.geometry.frame_span(20)
+    grad = rfa.output_gradient(tiny_any_model, x, 20)
+    a, b = tiny_any_model.geometry.frame_span(20)
     first, last = rfa.nonzero_span(grad)
     assert first < a and last > b  # the whole model sees beyond the 25 ms conv RF
     eff = rfa.effective_rf(grad, 20, (a + b) / 2)
     lefts = [eff.spans[p][0] for p in rfa.MASS_LEVELS]
     assert lefts == sorted(lefts)  # more mass needs a wider span
+
+
+def test_whisper_sensitivity_reaches_offline_with_all_context(tiny_whisper_model):
+    x = (np.random.default_rng(4).standard_normal(32000) * 0.1).astype(np.float32)
+    points = rfa.context_sensitivity(tiny_whisper_model, x, [10, 30, 50], [0, 40, 2500], side="right")
+    assert points[-1].mean_kl < 1e-6 and points[0].mean_kl > 1e-4
 
 
 def test_sensitivity_converges_to_offline(tiny_model):

@@ -1,0 +1,257 @@
+"""A CTC recogniser on a pretrained Whisper encoder, run as a frame-exact conv stack.
+
+Whisper's front end is a log-mel filter bank (400-sample Hann window, 160-sample hop) and two
+k=3 convs (strides 1 and 2). Whisper pads all three (a centred STFT, ``padding=1`` convs) and
+clamps the log-mel to the window's maximum − 8 dB. Both make a frame depend on where the window
+starts, so here the pretrained weights run unpadded: STFT frame m covers samples
+[160 m, 160 m + 400), the convs are valid, and the clamp floor is a fixed level. The front end is
+then the strided stack (kernels 400, 3, 3; strides 160, 1, 2): a 1040-sample receptive field and
+320-sample (20 ms) frames, the geometry contract of ``asrlive.geometry``, and streamed frames
+equal offline ones once the context covers the transformer's reach. The transformer's sinusoidal
+positions are cut to the window, as whisper.cpp's ``audio_ctx`` does.
+
+A model folder holds ``config.json`` (``model_type`` ``asrlive-whisper-ctc``), ``encoder.safetensors``
+(the frozen pretrained encoder and mel filters; never changes between retrains),
+``head.safetensors`` (the trained CTC head) and ``vocab.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vocab import BLANK, WORD_DELIMITER
+from .whisper_ctc_folder import MODEL_TYPE, read_config
+
+N_FFT = 400
+MEL_HOP = 160
+# Front end as a strided stack on raw samples: the STFT window, then the two convs.
+CONV_KERNEL = (N_FFT, 3, 3)
+CONV_STRIDE = (MEL_HOP, 1, 2)
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    d_model: int
+    layers: int
+    heads: int
+    n_mels: int = 80
+    max_positions: int = 1500
+
+    @property
+    def ffn(self) -> int:
+        return 4 * self.d_model
+
+
+@dataclass(frozen=True)
+class HeadShape:
+    """The trainable part on the chosen encoder layer: a few layers that see the whole window
+    (bidirectional LSTM, ``d_model`` units per direction, or transformer), then the CTC output
+    layer. ``layers`` 0 is a linear probe."""
+
+    read_layer: int
+    d_model: int
+    layers: int
+    heads: int
+    vocab_size: int
+    kind: str = "lstm"
+
+
+class LogMel(nn.Module):
+    """Whisper's log-mel features without padding and with a fixed clamp floor (log10 units)."""
+
+    def __init__(self, filters: torch.Tensor, floor: float):
+        super().__init__()
+        self.register_buffer("filters", filters)  # (n_mels, n_fft // 2 + 1)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.floor = floor
+
+    def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) → (batch, n_mels, frames)."""
+        spec = torch.stft(samples, N_FFT, MEL_HOP, window=self.window.to(samples.dtype), center=False,
+                          return_complex=True)
+        mel = self.filters.to(samples.dtype) @ spec.abs() ** 2
+        log_spec = torch.clamp(mel, min=1e-10).log10()
+        return (torch.maximum(log_spec, torch.tensor(self.floor, dtype=samples.dtype)) + 4.0) / 4.0
+
+
+class Block(nn.Module):
+    """Pre-LN transformer layer, Whisper's layout (no bias on the key projection)."""
+
+    def __init__(self, d: int, heads: int, ffn: int):
+        super().__init__()
+        self.heads = heads
+        self.attn_ln = nn.LayerNorm(d)
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+        self.ffn_ln = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, ffn)
+        self.fc2 = nn.Linear(ffn, d)
+
+    def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.attn_ln(x)
+        q, k, v = (proj(h).view(b, t, self.heads, d // self.heads).transpose(1, 2) for proj in (self.q, self.k, self.v))
+        mask = None if key_padding is None else ~key_padding[:, None, None, :]
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.gelu(self.fc1(self.ffn_ln(x))))
+
+
+def sinusoids(length: int, channels: int) -> torch.Tensor:
+    """Whisper's fixed positional embedding (timescales up to 10 000)."""
+    log_timescale = math.log(10000) / (channels // 2 - 1)
+    inv = torch.exp(-log_timescale * torch.arange(channels // 2, dtype=torch.float64))
+    t = torch.arange(length, dtype=torch.float64)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1).float()
+
+
+class FeatureExtractor(nn.Module):
+    """Log-mel and the two valid convs: (batch, samples) → (batch, d_model, frames)."""
+
+    def __init__(self, shape: EncoderShape, mel: LogMel):
+        super().__init__()
+        self.mel = mel
+        self.conv1 = nn.Conv1d(shape.n_mels, shape.d_model, 3)
+        self.conv2 = nn.Conv1d(shape.d_model, shape.d_model, 3, stride=2)
+
+    def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.conv2(F.gelu(self.conv1(self.mel(samples)))))
+
+
+class WhisperEncoder(nn.Module):
+    def __init__(self, shape: EncoderShape, mel: LogMel):
+        super().__init__()
+        self.shape = shape
+        self.feature_extractor = FeatureExtractor(shape, mel)
+        self.register_buffer("positions", sinusoids(shape.max_positions, shape.d_model), persistent=False)
+        self.blocks = nn.ModuleList(Block(shape.d_model, shape.heads, shape.ffn) for _ in range(shape.layers))
+        self.ln_post = nn.LayerNorm(shape.d_model)
+
+    def hidden(self, samples: torch.Tensor, upto: int) -> torch.Tensor:
+        """Output of transformer layer ``upto`` (1-based; ``layers`` includes the final LayerNorm),
+        (batch, frames, d_model). ``upto`` 0 is the conv features with positions added."""
+        x = self.feature_extractor(samples).transpose(1, 2)
+        t = x.shape[1]
+        if t > self.shape.max_positions:
+            raise ValueError(f"{t} frames in one window; the encoder takes at most {self.shape.max_positions} "
+                             f"({self.shape.max_positions * 0.02:.0f} s)")
+        x = x + self.positions[:t].to(x.dtype)
+        for block in self.blocks[:upto]:
+            x = block(x)
+        return self.ln_post(x) if upto == self.shape.layers else x
+
+
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sequence of the batch reversed within its own length; padding stays at the end."""
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    index = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    return torch.gather(x, 1, index[:, :, None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """Bidirectional LSTM layers whose backward direction starts at each sequence's own last
+    frame, so padding never reaches it: what inference on the unpadded window computes, without
+    the cost of packed sequences (five times slower per step on CPU)."""
+
+    def __init__(self, d_in: int, hidden: int, layers: int):
+        super().__init__()
+        self.fwd = nn.ModuleList(nn.LSTM(d_in if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers))
+        self.bwd = nn.ModuleList(nn.LSTM(d_in if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        for fwd, bwd in zip(self.fwd, self.bwd):
+            back = reverse_within(bwd(reverse_within(x, lengths))[0], lengths)
+            x = torch.cat([fwd(x)[0], back], dim=-1)
+        return x
+
+
+class CTCHead(nn.Module):
+    def __init__(self, encoder_d: int, shape: HeadShape):
+        super().__init__()
+        if shape.kind not in ("lstm", "transformer"):
+            raise ValueError(f"unknown head kind {shape.kind!r}")
+        self.kind = shape.kind
+        # Inner encoder layers have no LayerNorm after them, unlike the last.
+        self.in_ln = nn.LayerNorm(encoder_d)
+        if shape.kind == "lstm":
+            self.lstm = BiLSTM(encoder_d, shape.d_model, shape.layers) if shape.layers else None
+            width = 2 * shape.d_model if shape.layers else encoder_d
+        else:
+            self.proj = nn.Linear(encoder_d, shape.d_model)
+            self.blocks = nn.ModuleList(Block(shape.d_model, shape.heads, 4 * shape.d_model) for _ in range(shape.layers))
+            width = shape.d_model
+        self.ln = nn.LayerNorm(width)
+        self.lm_head = nn.Linear(width, shape.vocab_size)
+
+    def forward(self, hidden: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.in_ln(hidden)
+        if self.kind == "lstm":
+            if self.lstm is not None:
+                lengths = (torch.full((x.shape[0],), x.shape[1], device=x.device) if key_padding is None
+                           else (~key_padding).sum(1))
+                x = self.lstm(x, lengths)
+        else:
+            x = self.proj(x)
+            for block in self.blocks:
+                x = block(x, key_padding)
+        return self.lm_head(self.ln(x))
+
+
+@dataclass
+class CTCOutput:
+    logits: torch.Tensor
+
+
+class WhisperCTC(nn.Module):
+    """(batch, samples) at 16 kHz → CTC logits (batch, frames, vocab); frames follow the geometry."""
+
+    def __init__(self, encoder_shape: EncoderShape, head_shape: HeadShape, mel_filters: torch.Tensor,
+                 mel_floor: float):
+        super().__init__()
+        self.encoder = WhisperEncoder(encoder_shape, LogMel(mel_filters, mel_floor))
+        self.head = CTCHead(encoder_shape.d_model, head_shape)
+        self.read_layer = head_shape.read_layer
+
+    @property
+    def base_model(self) -> WhisperEncoder:
+        """The part with ``feature_extractor``, named as in transformers' CTC models."""
+        return self.encoder
+
+    def forward(self, samples: torch.Tensor) -> CTCOutput:
+        return CTCOutput(self.head(self.encoder.hidden(samples, self.read_layer)))
+
+
+def folder_config(encoder: EncoderShape, head: HeadShape, mel_floor: float, **extra) -> dict:
+    """``config.json`` of a model folder; ``extra`` records where the weights came from."""
+    return {"model_type": MODEL_TYPE, "encoder": encoder.__dict__, "head": head.__dict__,
+            "conv_kernel": list(CONV_KERNEL), "conv_stride": list(CONV_STRIDE), "sampling_rate": 16000,
+            "mel_floor": mel_floor, "blank": BLANK, "word_delimiter": WORD_DELIMITER, **extra}
+
+
+def shapes(config: dict) -> tuple[EncoderShape, HeadShape]:
+    return EncoderShape(**config["encoder"]), HeadShape(**config["head"])
+
+
+def load_whisper_ctc(folder: Path) -> tuple[WhisperCTC, dict]:
+    """Build the model from a folder; strict key matching, so a missing or extra tensor fails."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = read_config(folder)
+    enc_shape, head_shape = shapes(config)
+    encoder_state = load_file(folder / "encoder.safetensors")
+    filters = encoder_state.pop("mel_filters").float()
+    model = WhisperCTC(enc_shape, head_shape, filters, float(config["mel_floor"]))
+    state = {f"encoder.{k}": v.float() for k, v in encoder_state.items()}
+    state.update({f"head.{k}": v.float() for k, v in load_file(folder / "head.safetensors").items()})
+    state["encoder.feature_extractor.mel.filters"] = filters
+    model.load_state_dict(state, strict=True)
+    return model.eval(), config
