@@ -1,13 +1,18 @@
-"""Measures the embedded (or any) model's CER with offline greedy decoding.
+"""Measures a model's CER and WER, offline and streamed, beside reference recognisers.
 
-    python models/evaluate.py [--model M] [--heldout 200] [--training-fit N]
-                              [--realspeech ../shared/realspeech] [--pocketsphinx]
+    python models/evaluate.py [--model M] [--heldout 200] [--heldout-corpus SHARD.npz]
+                              [--realspeech ../shared/realspeech] [--plans 1000/2000/500,320/1000/320]
+                              [--old-model models/asrlive-tiny-en] [--pocketsphinx]
+                              [--whisper-full DIR] [--threads 2]
 
-(a) held-out synthetic speech: sentences and voice variants that training never sees (fixed seed),
-    and optionally the same measure on training sentences and voices, to tell underfitting from
-    overfitting;
-(b) ../shared/realspeech: real human speech, reported only (never trained or tuned on), optionally
-    beside pocketsphinx's own English model on the same files as an independent reference.
+(a) held-out synthetic speech: ``--heldout N`` espeak-ng sentences and voice variants that
+    training never sees (fixed seed); ``--heldout-corpus`` a shard of ``models/make_corpus.py``
+    in the held-out split (held-out voices of the training engines, and festival, an engine
+    training never hears), by engine;
+(b) ``../shared/realspeech``: real human speech, reported only (never trained or tuned on): the
+    model offline and streamed under each ``--plans`` entry (hop/left/right ms), and on the same
+    files in the same run the older model, pocketsphinx's own English model, and full Whisper
+    decoding of the encoder's own checkpoint (``models/convert_whisper.py --hf``; the ceiling).
 Prints a JSON record; models/README.md quotes it.
 """
 
@@ -26,13 +31,19 @@ import numpy as np
 from asrlive.audio.files import read_file
 from asrlive.metrics import cer, wer
 from asrlive.model import configure_torch_threads, load_model
+from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences, normalise
-from asrlive.transcribe import offline_samples
+from asrlive.transcribe import offline_samples, stream_samples
+
+
+def scores(refs: list[str], hyps: list[str], compute_s: float, audio_s: float) -> dict:
+    return {"cer": round(cer(refs, hyps), 4), "wer": round(wer(refs, hyps), 4),
+            "compute_s": round(compute_s, 2), "real_time_factor": round(compute_s / audio_s, 4)}
 
 
 def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> dict:
-    """CER on ``n`` sentences of one split spoken by voice variants of the same split."""
+    """CER on ``n`` espeak-ng sentences of one split spoken by voice variants of the same split."""
     rng = random.Random(seed)
     sentences = rng.sample(load_sentences(split), n)
     refs, hyps = [], []
@@ -44,35 +55,105 @@ def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> di
             "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
 
 
-def realspeech(model, folder: Path, with_pocketsphinx: bool) -> dict:
-    rows = list(csv.DictReader((folder / "manifest.tsv").open(), delimiter="\t"))
-    refs, hyps, ps_hyps = [], [], []
-    decoder = None
-    if with_pocketsphinx:
-        from pocketsphinx import Decoder
-
-        decoder = Decoder(samprate=16000)
-    t_model = t_ps = 0.0
-    for row in rows:
-        audio = read_file(folder / row["path"], 16000)
-        refs.append(normalise(row["transcript"]))
-        t = time.monotonic()
+def heldout_corpus(model, shard: Path) -> dict:
+    d = np.load(shard)
+    offsets = d["offsets"]
+    refs, hyps, engines = [], [], []
+    for i, (text, voice) in enumerate(zip(d["texts"], d["voices"])):
+        audio = d["audio"][offsets[i]:offsets[i + 1]].astype(np.float32) / 32767
+        refs.append(str(text))
         hyps.append(offline_samples(model, audio).text)
-        t_model += time.monotonic() - t
-        if decoder is not None:
-            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-            t = time.monotonic()
-            decoder.start_utt()
-            decoder.process_raw(pcm.tobytes(), full_utt=True)
-            decoder.end_utt()
-            t_ps += time.monotonic() - t
-            ps_hyps.append(normalise(re.sub(r"\(\d+\)", "", decoder.hyp().hypstr)) if decoder.hyp() else "")
-    seconds = sum(float(r["seconds"]) for r in rows)
-    out = {"files": len(rows), "seconds": round(seconds, 1), "cer": round(cer(refs, hyps), 4),
-           "wer": round(wer(refs, hyps), 4), "compute_s": round(t_model, 2)}
-    if decoder is not None:
-        out["pocketsphinx"] = {"cer": round(cer(refs, ps_hyps), 4), "wer": round(wer(refs, ps_hyps), 4),
-                               "compute_s": round(t_ps, 2)}
+        engines.append(str(voice).split(":")[0])
+    by_engine = {}
+    for e in sorted(set(engines)):
+        pick = [j for j, x in enumerate(engines) if x == e]
+        by_engine[e] = {"utterances": len(pick), "cer": round(cer([refs[j] for j in pick], [hyps[j] for j in pick]), 4)}
+    return {"shard": str(shard), "utterances": len(refs), "cer": round(cer(refs, hyps), 4),
+            "wer": round(wer(refs, hyps), 4), "by_engine": by_engine,
+            "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
+
+
+def parse_plans(text: str) -> list[ChunkSettings]:
+    plans = []
+    for item in filter(None, text.split(",")):
+        hop, left, right = (float(x) for x in item.split("/"))
+        plans.append(ChunkSettings(hop, left, right))
+    return plans
+
+
+def pocketsphinx_hyps(audios: list[np.ndarray]) -> tuple[list[str], float]:
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=16000)
+    hyps, t0 = [], time.monotonic()
+    for audio in audios:
+        decoder.start_utt()
+        decoder.process_raw((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        decoder.end_utt()
+        hyps.append(normalise(re.sub(r"\(\d+\)", "", decoder.hyp().hypstr)) if decoder.hyp() else "")
+    return hyps, time.monotonic() - t0
+
+
+def whisper_full_hyps(folder: Path, audios: list[np.ndarray]) -> tuple[list[str], float]:
+    """Whisper's own encoder-decoder, greedy, English transcription, 30 s padded input; the
+    text as Whisper writes it (numerals, punctuation, case)."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+    extractor = WhisperFeatureExtractor()
+    vocab = tokenizer.get_vocab()
+    multilingual = "<|en|>" in vocab
+    prompt = ["<|startoftranscript|>"] + (["<|en|>", "<|transcribe|>"] if multilingual else []) + ["<|notimestamps|>"]
+    start = torch.tensor([[vocab[t] for t in prompt]])
+    hyps, t0 = [], time.monotonic()
+    with torch.inference_mode():
+        for audio in audios:
+            feats = extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
+            ids = model.generate(feats, decoder_input_ids=start, max_new_tokens=200)
+            hyps.append(tokenizer.decode(ids[0], skip_special_tokens=True))
+    return hyps, time.monotonic() - t0
+
+
+def realspeech(model, folder: Path, plans: list[ChunkSettings], old_model, with_pocketsphinx: bool,
+               whisper_full: Path | None) -> dict:
+    rows = list(csv.DictReader((folder / "manifest.tsv").open(), delimiter="\t"))
+    audios = [read_file(folder / row["path"], 16000) for row in rows]
+    refs = [normalise(row["transcript"]) for row in rows]
+    seconds = sum(a.size for a in audios) / 16000
+    out = {"files": len(rows), "seconds": round(seconds, 1)}
+
+    def offline(m) -> dict:
+        runs = [offline_samples(m, a) for a in audios]
+        return scores(refs, [r.text for r in runs], sum(r.offline_compute_s for r in runs), seconds)
+
+    out["offline"] = offline(model)
+    out["streamed"] = {}
+    for settings in plans:
+        plan = ChunkPlan.from_settings(model.geometry, settings)
+        runs = [stream_samples(model, a, plan) for a in audios]
+        compute = [t.compute for r in runs for t in r.timings]
+        key = f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"
+        out["streamed"][key] = scores(refs, [r.text for r in runs], sum(compute), seconds) | {
+            "window_compute_p50_ms": round(float(np.percentile(compute, 50)) * 1000, 1),
+            "window_compute_p95_ms": round(float(np.percentile(compute, 95)) * 1000, 1),
+            "relative_to_offline": round(cer(refs, [r.text for r in runs]) / max(1e-9, out["offline"]["cer"]), 3)}
+    if old_model is not None:
+        out["old_model"] = {"model": old_model.name} | offline(old_model)
+    if with_pocketsphinx:
+        hyps, t = pocketsphinx_hyps(audios)
+        out["pocketsphinx"] = scores(refs, hyps, t, seconds)
+    if whisper_full is not None:
+        raw, t = whisper_full_hyps(whisper_full, audios)
+        hyps = [normalise(h) for h in raw]
+        out["whisper_full"] = {"model": str(whisper_full)} | scores(refs, hyps, t, seconds)
+        # Whisper writes numbers as numerals, which the character alphabet drops: the same
+        # measure on the files it wrote no numeral for.
+        keep = [i for i, h in enumerate(raw) if not re.search(r"\d", h)]
+        out["whisper_full"]["without_numeral_files"] = {
+            "files": len(keep), "cer": round(cer([refs[i] for i in keep], [hyps[i] for i in keep]), 4),
+            "wer": round(wer([refs[i] for i in keep], [hyps[i] for i in keep]), 4)}
     return out
 
 
@@ -80,21 +161,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
     ap.add_argument("--heldout", type=int, default=200)
-    ap.add_argument("--training-fit", type=int, default=0, metavar="N",
-                    help="also measure CER on N training sentences spoken by training voices")
+    ap.add_argument("--heldout-corpus", type=Path)
     ap.add_argument("--realspeech", type=Path)
+    ap.add_argument("--plans", default="1000/2000/500,320/1000/320",
+                    help="streamed plans for realspeech, hop/left/right ms, comma-separated")
+    ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--whisper-full", type=Path, help="a transformers Whisper folder (the ceiling)")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     configure_torch_threads(args.threads)
     model = load_model(args.model, device="cpu")
-    record = {"model": model.name, "heldout_synthetic": synthetic(model, args.heldout)}
-    if args.training_fit:
-        # Training sentences and voices: far below the held-out CER would mean the model
-        # memorises; the same means it still underfits and needs more training, not more data.
-        record["training_synthetic"] = synthetic(model, args.training_fit, "train")
+    record: dict = {"model": model.name, "threads": args.threads}
+    if args.heldout:
+        record["heldout_synthetic_espeak"] = synthetic(model, args.heldout)
+    if args.heldout_corpus:
+        record["heldout_synthetic_engines"] = heldout_corpus(model, args.heldout_corpus)
     if args.realspeech:
-        record["realspeech"] = realspeech(model, args.realspeech, args.pocketsphinx)
+        old = load_model(args.old_model, device="cpu") if args.old_model else None
+        record["realspeech"] = realspeech(model, args.realspeech, parse_plans(args.plans), old,
+                                          args.pocketsphinx, args.whisper_full)
     print(json.dumps(record, indent=2))
 
 

@@ -1,0 +1,312 @@
+"""Training recipe for the Whisper-encoder CTC model: cache the frozen encoder's outputs once,
+train the CTC head on them, export a model folder.
+
+    python models/train_whisper_ctc.py cache --corpus CORPUS --encoder models/whisper-base-encoder \
+        --layers 4,6 --feats FEATS
+    python models/train_whisper_ctc.py train --feats FEATS --run RUN --read-layer 6 \
+        [--head-layers 2 --head-dim 256] [--minutes 60] [--device cpu|cuda]
+    python models/train_whisper_ctc.py export --run RUN --encoder models/whisper-base-encoder --out MODEL
+
+The encoder never trains, so each utterance goes through it once (``cache``) and a training step
+costs only the head: that is what makes the recipe practical on a 2-core CPU. ``train`` resumes
+from ``RUN/last.pt`` when it exists, evaluates greedy CER on the held-out shards every
+``--eval-every`` steps, and keeps the best head by that CER in ``RUN/best.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from asrlive.metrics import cer  # noqa: E402
+from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER, encode_text  # noqa: E402
+from asrlive.whisper_ctc import (  # noqa: E402
+    CTCHead, folder_config, EncoderShape, HeadShape, LogMel, WhisperEncoder,
+)
+
+# Fixed log-mel floor (log10 power), in place of Whisper's per-window max - 8: the median
+# log-mel maximum of the synthetic training corpus is 0.38 (10th-90th percentile -0.8 to 1.2),
+# so 0.5 - 8 is what Whisper's clamp does at a typical level.
+MEL_FLOOR = -7.5
+ID_TO_SYMBOL = {i: s for s, i in CHAR_VOCAB.items()}
+
+
+def load_encoder(folder: Path) -> tuple[WhisperEncoder, dict]:
+    from safetensors.torch import load_file
+
+    meta = json.loads((folder / "encoder.json").read_text())
+    state = load_file(folder / "encoder.safetensors")
+    filters = state.pop("mel_filters").float()
+    enc = WhisperEncoder(EncoderShape(**meta["encoder"]), LogMel(filters, MEL_FLOOR))
+    enc.load_state_dict({k: v.float() for k, v in state.items()} | {"feature_extractor.mel.filters": filters},
+                        strict=True)
+    return enc.eval(), meta
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+def cache(args) -> None:
+    enc, meta = load_encoder(args.encoder)
+    layers = [int(x) for x in args.layers.split(",")]
+    args.feats.mkdir(parents=True, exist_ok=True)
+    (args.feats / "encoder.json").write_text(json.dumps(meta, indent=2))
+    for shard in sorted(args.corpus.glob("*.npz")):
+        if shard.name.endswith(".tmp.npz"):
+            continue
+        done = args.feats / f"{shard.stem}.json"
+        if done.exists():
+            continue
+        d = np.load(shard)
+        offsets, audio = d["offsets"], d["audio"]
+        outs: dict[int, list[np.ndarray]] = {n: [] for n in layers}
+        frames = []
+        t0 = time.time()
+        with torch.inference_mode():
+            for i in range(len(offsets) - 1):
+                x = torch.from_numpy(audio[offsets[i]:offsets[i + 1]].astype(np.float32) / 32767)[None]
+                h = enc.feature_extractor(x).transpose(1, 2)
+                h = h + enc.positions[: h.shape[1]]
+                for n, block in enumerate(enc.blocks, start=1):
+                    h = block(h)
+                    if n in layers:
+                        out = enc.ln_post(h) if n == enc.shape.layers else h
+                        outs[n].append(out[0].numpy().astype(np.float16))
+                frames.append(h.shape[1])
+        for n in layers:
+            np.save(args.feats / f"{shard.stem}.L{n}.npy", np.concatenate(outs[n]))
+        done.write_text(json.dumps({"frames": frames, "texts": d["texts"].tolist(), "voices": d["voices"].tolist()}))
+        print(f"{shard.name}: {len(frames)} utterances in {time.time() - t0:.0f} s", flush=True)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+class Features:
+    """Cached encoder outputs of one split, in memory as float16."""
+
+    def __init__(self, feats: Path, split: str, layer: int, limit_shards: int | None = None):
+        self.items: list[tuple[np.ndarray, list[int], str, str]] = []
+        metas = sorted(feats.glob(f"{split}-*.json"))[:limit_shards]
+        for meta_path in metas:
+            meta = json.loads(meta_path.read_text())
+            arr = np.load(feats / f"{meta_path.stem}.L{layer}.npy", mmap_mode="r")
+            starts = np.cumsum([0] + meta["frames"])
+            for i, text in enumerate(meta["texts"]):
+                self.items.append((np.asarray(arr[starts[i]:starts[i + 1]]), encode_text(text), text, meta["voices"][i]))
+        if not self.items:
+            raise SystemExit(f"no cached {split} features for layer {layer} in {feats}")
+
+    def batches(self, rng: random.Random, max_frames: int):
+        """Length-sorted batches of at most ``max_frames`` padded frames, in random order."""
+        order = sorted(range(len(self.items)), key=lambda i: len(self.items[i][0]) + rng.random())
+        batches, cur, longest = [], [], 0
+        for i in order:
+            n = len(self.items[i][0])
+            if cur and max(longest, n) * (len(cur) + 1) > max_frames:
+                batches.append(cur)
+                cur, longest = [], 0
+            cur.append(i)
+            longest = max(longest, n)
+        if cur:
+            batches.append(cur)
+        rng.shuffle(batches)
+        return batches
+
+    def collate(self, idx: list[int], rng: np.random.Generator | None = None):
+        feats = [self.items[i][0] for i in idx]
+        t = max(len(f) for f in feats)
+        x = torch.zeros(len(idx), t, feats[0].shape[1])
+        pad = torch.ones(len(idx), t, dtype=torch.bool)
+        for j, f in enumerate(feats):
+            x[j, : len(f)] = torch.from_numpy(f.astype(np.float32))
+            pad[j, : len(f)] = False
+            if rng is not None:  # time masks: the head must read a word from its neighbours
+                for _ in range(rng.integers(0, 3)):
+                    w = int(rng.integers(1, 8))
+                    s = int(rng.integers(0, max(1, len(f) - w)))
+                    x[j, s:s + w] = 0.0
+        labels = [torch.tensor(self.items[i][1]) for i in idx]
+        return x, pad, labels
+
+
+def greedy(logits: torch.Tensor, n: int) -> str:
+    ids = logits[:n].argmax(-1).tolist()
+    out, prev = [], None
+    for i in ids:
+        if i != prev and i != CHAR_VOCAB[BLANK]:
+            out.append(ID_TO_SYMBOL[i])
+        prev = i
+    text = "".join(" " if s == WORD_DELIMITER else s for s in out if len(s) == 1 or s == WORD_DELIMITER)
+    return " ".join(text.split())
+
+
+def evaluate(head: CTCHead, data: Features, device: str) -> dict:
+    head.eval()
+    refs, hyps, by_engine = [], [], {}
+    with torch.inference_mode():
+        for start in range(0, len(data.items), 32):
+            idx = list(range(start, min(start + 32, len(data.items))))
+            x, pad, _ = data.collate(idx)
+            logits = head(x.to(device), pad.to(device)).float().cpu()
+            for j, i in enumerate(idx):
+                ref, hyp = data.items[i][2], greedy(logits[j], len(data.items[i][0]))
+                refs.append(ref)
+                hyps.append(hyp)
+                by_engine.setdefault(data.items[i][3].split(":")[0], []).append((ref, hyp))
+    head.train()
+    return {"cer": cer(refs, hyps), "n": len(refs),
+            "by_engine": {e: round(cer([r for r, _ in p], [h for _, h in p]), 4) for e, p in sorted(by_engine.items())},
+            "examples": list(zip(refs[:3], hyps[:3]))}
+
+
+# --- train ------------------------------------------------------------------------------------
+
+def train(args) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    enc_meta = json.loads((args.feats / "encoder.json").read_text())
+    shape = HeadShape(read_layer=args.read_layer, d_model=args.head_dim, layers=args.head_layers,
+                      heads=max(1, args.head_dim // 64), vocab_size=len(CHAR_VOCAB), kind=args.head)
+    args.run.mkdir(parents=True, exist_ok=True)
+    head = CTCHead(enc_meta["encoder"]["d_model"], shape).to(args.device)
+    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    step, best, log = 0, None, []
+    last = args.run / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        head.load_state_dict(ck["head"])
+        opt.load_state_dict(ck["opt"])
+        step, best, log = ck["step"], ck["best"], ck["log"]
+        print(f"resumed at step {step} (best CER {best})", flush=True)
+    (args.run / "head.json").write_text(json.dumps({"head": shape.__dict__, "encoder": enc_meta,
+                                                    "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+    train_set = Features(args.feats, "train", args.read_layer, args.train_shards)
+    dev_set = Features(args.feats, "heldout", args.read_layer)
+    print(f"{len(train_set.items)} training utterances, {len(dev_set.items)} held out", flush=True)
+    ctc = torch.nn.CTCLoss(blank=CHAR_VOCAB[BLANK], zero_infinity=True)
+    deadline = time.time() + args.minutes * 60
+    rng, nrng = random.Random(args.seed + step), np.random.default_rng(args.seed + step)
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / args.warmup)
+        fall = max(0.05, min(1.0, (args.steps - s) / max(1, args.decay_steps)))
+        return args.lr * warm * fall
+
+    def checkpoint() -> None:
+        torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "step": step, "best": best, "log": log},
+                   args.run / "last.tmp")
+        (args.run / "last.tmp").rename(last)
+
+    t0, losses = time.time(), []
+    while step < args.steps and time.time() < deadline:
+        for idx in train_set.batches(rng, args.batch_frames):
+            if step >= args.steps or time.time() >= deadline:
+                break
+            x, pad, labels = train_set.collate(idx, nrng)
+            x = x.to(args.device)
+            if args.feature_dropout:
+                x = torch.nn.functional.dropout(x, args.feature_dropout)
+            logits = head(x, pad.to(args.device))
+            logp = torch.log_softmax(logits.float(), -1).transpose(0, 1)
+            lengths = (~pad).sum(1)
+            loss = ctc(logp, torch.cat(labels).to(args.device), lengths.to(args.device),
+                       torch.tensor([len(lab) for lab in labels]))
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            if step % args.eval_every == 0 or step == args.steps:
+                ev = evaluate(head, dev_set, args.device)
+                entry = {"step": step, "loss": round(float(np.mean(losses)), 4), "dev_cer": round(ev["cer"], 4),
+                         "by_engine": ev["by_engine"], "lr": lr_at(step), "s_per_step": round((time.time() - t0) / len(losses), 3)}
+                log.append(entry)
+                print(json.dumps(entry), "|", ev["examples"][0][1], flush=True)
+                losses, t0 = [], time.time()
+                if best is None or ev["cer"] < best:
+                    best = ev["cer"]
+                    torch.save({"head": head.state_dict(), "step": step, "dev": ev}, args.run / "best.pt")
+                checkpoint()
+    checkpoint()
+    print(f"stopped at step {step}; best held-out CER {best}", flush=True)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+def export(args) -> None:
+    from safetensors.torch import save_file
+
+    meta = json.loads((args.run / "head.json").read_text())
+    best = torch.load(args.run / "best.pt", map_location="cpu", weights_only=False)
+    enc_meta = json.loads((args.encoder / "encoder.json").read_text())
+    if enc_meta["encoder"] != meta["encoder"]["encoder"]:
+        raise SystemExit(f"{args.encoder} is not the encoder this head was trained on")
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in best["head"].items()}, str(args.out / "head.safetensors"))
+    for name in ("encoder.safetensors", "encoder.json", "LICENSE-whisper.txt"):
+        shutil.copy(args.encoder / name, args.out / name)
+    (args.out / "vocab.json").write_text(json.dumps(CHAR_VOCAB, indent=1) + "\n")
+    config = folder_config(EncoderShape(**enc_meta["encoder"]), HeadShape(**meta["head"]), MEL_FLOOR,
+                           whisper=enc_meta["whisper"],
+                           trained={"step": best["step"], "heldout_cer": round(best["dev"]["cer"], 4),
+                                    "heldout_by_engine": best["dev"]["by_engine"]})
+    (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    print(f"exported step {best['step']} (held-out CER {best['dev']['cer']:.4f}) to {args.out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cache")
+    c.add_argument("--corpus", type=Path, required=True)
+    c.add_argument("--encoder", type=Path, required=True)
+    c.add_argument("--layers", default="6")
+    c.add_argument("--feats", type=Path, required=True)
+    c.add_argument("--threads", type=int, default=1)
+    t = sub.add_parser("train")
+    t.add_argument("--feats", type=Path, required=True)
+    t.add_argument("--run", type=Path, required=True)
+    t.add_argument("--read-layer", type=int, required=True)
+    t.add_argument("--head", choices=("lstm", "transformer"), default="lstm")
+    t.add_argument("--head-layers", type=int, default=2)
+    t.add_argument("--head-dim", type=int, default=192, help="LSTM units per direction, or transformer width")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--warmup", type=int, default=300)
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--decay-steps", type=int, default=3000)
+    t.add_argument("--batch-frames", type=int, default=12000)
+    t.add_argument("--feature-dropout", type=float, default=0.1)
+    t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--minutes", type=float, default=1e9)
+    t.add_argument("--train-shards", type=int)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("export")
+    e.add_argument("--run", type=Path, required=True)
+    e.add_argument("--encoder", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    if args.cmd == "cache":
+        torch.set_num_threads(args.threads)
+        cache(args)
+    elif args.cmd == "train":
+        train(args)
+    else:
+        export(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The Whisper-encoder model's recipe: the voice split keeps a whole engine and some voices out of
+training, corruption does what it says, cached features train the head and export a folder that
+asrlive loads and that gives the same output as the model it was trained on."""
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+sys.path.insert(0, str(MODELS))
+import voices  # noqa: E402  (models/ is a folder of scripts, not a package)
+
+
+def test_heldout_voices_and_engine_never_train():
+    train = {v.label for v in voices.TRAIN_VOICES}
+    heldout = {v.label for v in voices.HELDOUT_VOICES}
+    assert not train & heldout
+    assert voices.HELDOUT_ENGINE not in {v.engine for v in voices.TRAIN_VOICES}
+    assert voices.HELDOUT_ENGINE not in voices.TRAIN_ENGINE_WEIGHTS
+    rng = random.Random(0)
+    drawn = {voices.pick_voice(rng, "train").label for _ in range(400)}
+    assert not drawn & heldout and not any(d.startswith(voices.HELDOUT_ENGINE) for d in drawn)
+    drawn_heldout = {voices.pick_voice(rng, "heldout").engine for _ in range(400)}
+    assert voices.HELDOUT_ENGINE in drawn_heldout
+
+
+def test_corruption_keeps_speech_in_range_and_changes_it():
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    clean = (0.5 * np.sin(2 * np.pi * 220 * t) * (t > 0.2)).astype(np.float32)
+    outs = [voices.corrupt(clean, rng) for _ in range(20)]
+    for out in outs:
+        assert out.dtype == np.float32 and np.abs(out).max() <= 1.0
+        assert clean.size < out.size < clean.size + 16000 + 16000 // 4 + 1
+    peaks = [float(np.abs(o).max()) for o in outs]
+    assert min(peaks) < 0.1 < max(peaks)  # levels from -30 to -1 dBFS
+
+
+def test_room_impulse_decays():
+    h = voices.room_impulse(np.random.default_rng(1))
+    assert h[0] == 1.0
+    quarter = h.size // 4
+    assert np.sum(h[1:quarter] ** 2) > np.sum(h[-quarter:] ** 2)
+
+
+@pytest.mark.skipif(not voices.have_engine("espeak"), reason="espeak-ng missing")
+def test_cache_train_export_round_trip(tmp_path):
+    """Two tiny shards through the recipe's three steps, on a tiny random encoder: the exported
+    folder loads through asrlive and reproduces the head's own output on the cached features."""
+    import json
+
+    import torch
+
+    from asrlive.model import load_model
+    from asrlive.whisper_ctc_folder import read_config
+    from tests.conftest import make_tiny_whisper_ctc
+
+    corpus, feats, run, out = (tmp_path / n for n in ("corpus", "feats", "run", "model"))
+    corpus.mkdir()
+    rng, sentences = random.Random(0), ["HELLO THERE", "GOOD MORNING TO YOU"]
+    for split in ("train", "heldout"):
+        audio = [voices.speak(voices.Voice("espeak", "en-us"), s, rng) for s in sentences]
+        offsets = np.cumsum([0] + [a.size for a in audio])
+        np.savez(corpus / f"{split}-0000.npz", audio=(np.concatenate(audio) * 32767).astype(np.int16),
+                 offsets=offsets, texts=np.array(sentences), voices=np.array(["espeak:en-us"] * 2))
+    encoder = make_tiny_whisper_ctc(tmp_path / "random")
+    cfg = read_config(encoder)
+    (encoder / "encoder.json").write_text(json.dumps({"whisper": "random", "encoder": cfg["encoder"]}))
+    (encoder / "LICENSE-whisper.txt").write_text("test")
+    recipe = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
+    for args in (["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "2", "--feats", feats],
+                 ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
+                  "--head-dim", "32", "--steps", "4", "--eval-every", "2", "--threads", "1"],
+                 ["export", "--run", run, "--encoder", encoder, "--out", out]):
+        done = subprocess.run(recipe + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    model = load_model(out, device="cpu")
+    assert model.geometry.rf == 1040 and len(model.vocab) == 32
+    # Resuming continues from the checkpoint instead of starting again.
+    done = subprocess.run(recipe + ["train", "--feats", str(feats), "--run", str(run), "--read-layer", "2",
+                                    "--head-layers", "1", "--head-dim", "32", "--steps", "6", "--eval-every", "2",
+                                    "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert "resumed at step 4" in done.stdout, done.stdout + done.stderr
+    # The cached features are what the loaded model computes inside, so the exported head gives
+    # on them what the whole model gives on the audio.
+    d = np.load(corpus / "heldout-0000.npz")
+    x = torch.from_numpy(d["audio"][: d["offsets"][1]].astype(np.float32) / 32767)
+    with torch.inference_mode():
+        hidden = torch.from_numpy(np.load(feats / "heldout-0000.L2.npy")[: model.geometry.frames(x.numel())].astype(np.float32))
+        from_cache = model.model.head(hidden[None]).log_softmax(-1)[0].numpy()
+    np.testing.assert_allclose(model.log_probs(x.numpy()), from_cache, atol=2e-2)
+
+
+@pytest.mark.parametrize("damage", ["no head", "extra tensor", "bad vocab", "bad config"])
+def test_broken_whisper_ctc_folders_fail_in_one_line(tmp_path, damage):
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from asrlive.model import ModelLoadError, load_geometry, load_model
+    from tests.conftest import make_tiny_whisper_ctc
+
+    folder = make_tiny_whisper_ctc(tmp_path / "m")
+    if damage == "no head":
+        (folder / "head.safetensors").unlink()
+    elif damage == "extra tensor":
+        state = load_file(folder / "head.safetensors")
+        save_file({**state, "stray": state["lm_head.bias"].clone()}, str(folder / "head.safetensors"))
+    elif damage == "bad vocab":
+        (folder / "vocab.json").write_text(json.dumps({"<pad>": 0, "A": 1}))
+    else:
+        cfg = json.loads((folder / "config.json").read_text())
+        del cfg["conv_kernel"]
+        (folder / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ModelLoadError):
+            load_geometry(folder)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(folder, device="cpu")
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+    shutil.rmtree(folder)
+
+
+def test_training_texts_hold_no_realspeech_sentence():
+    """Several training voices were built from CMU ARCTIC recordings, whose prompts (like the other
+    real recordings' texts) are in the evaluation set: no sentence of more than two words may be
+    spoken in training. (One-word sentences such as 'SIX' are in both.)"""
+    import csv
+
+    from asrlive.textcorpus import load_sentences, normalise
+    from tests.conftest import SHARED
+
+    manifest = SHARED / "realspeech" / "manifest.tsv"
+    if not manifest.exists():
+        pytest.skip(f"{manifest} is not here")
+    refs = {normalise(r["transcript"]) for r in csv.DictReader(manifest.open(), delimiter="\t")}
+    train = set(load_sentences("train", max_words=16))
+    assert not {r for r in refs if len(r.split()) > 2} & train
+    assert not any(r in s for r in refs if len(r.split()) > 2 for s in train)
+
+
+@pytest.mark.parametrize("kind,layers", [("lstm", 2), ("lstm", 0), ("transformer", 1)])
+def test_head_on_a_padded_batch_equals_the_head_on_each_window(kind, layers):
+    """Training pads batches; inference sees one unpadded window. Padding must change nothing,
+    including in the LSTM's backward direction."""
+    import torch
+
+    from asrlive.whisper_ctc import CTCHead, HeadShape
+
+    torch.manual_seed(0)
+    head = CTCHead(24, HeadShape(read_layer=1, d_model=16, layers=layers, heads=2, vocab_size=32, kind=kind)).eval()
+    x = torch.randn(3, 40, 24)
+    pad = torch.zeros(3, 40, dtype=torch.bool)
+    pad[1, 25:] = True
+    pad[2, 7:] = True
+    with torch.no_grad():
+        batch = head(x, pad)
+        for i, n in enumerate((40, 25, 7)):
+            torch.testing.assert_close(batch[i, :n], head(x[i:i + 1, :n])[0], atol=1e-5, rtol=1e-5)
