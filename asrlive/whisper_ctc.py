@@ -240,6 +240,15 @@ def shapes(config: dict) -> tuple[EncoderShape, HeadShape]:
     return EncoderShape(**config["encoder"]), HeadShape(**config["head"])
 
 
+def read_encoder(path: Path) -> dict[str, torch.Tensor]:
+    """An ``encoder.safetensors`` as ``WhisperEncoder``'s float32 state dict (mel filters included)."""
+    from safetensors.torch import load_file
+
+    state = {k: v.float() for k, v in load_file(path).items()}
+    state["feature_extractor.mel.filters"] = state.pop("mel_filters")
+    return state
+
+
 def load_whisper_ctc(folder: Path) -> tuple[WhisperCTC, dict]:
     """Build the model from a folder; strict key matching, so a missing or extra tensor fails."""
     from safetensors.torch import load_file
@@ -247,11 +256,9 @@ def load_whisper_ctc(folder: Path) -> tuple[WhisperCTC, dict]:
     folder = Path(folder)
     config = read_config(folder)
     enc_shape, head_shape = shapes(config)
-    encoder_state = load_file(folder / "encoder.safetensors")
-    filters = encoder_state.pop("mel_filters").float()
-    model = WhisperCTC(enc_shape, head_shape, filters, float(config["mel_floor"]))
-    state = {f"encoder.{k}": v.float() for k, v in encoder_state.items()}
+    encoder_state = read_encoder(folder / "encoder.safetensors")
+    model = WhisperCTC(enc_shape, head_shape, encoder_state["feature_extractor.mel.filters"], float(config["mel_floor"]))
+    state = {f"encoder.{k}": v for k, v in encoder_state.items()}
     state.update({f"head.{k}": v.float() for k, v in load_file(folder / "head.safetensors").items()})
-    state["encoder.feature_extractor.mel.filters"] = filters
     model.load_state_dict(state, strict=True)
     return model.eval(), config

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from asrlive.metrics import cer  # noqa: E402
 from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER, encode_text  # noqa: E402
 from asrlive.whisper_ctc import (  # noqa: E402
-    CTCHead, folder_config, EncoderShape, HeadShape, LogMel, WhisperEncoder,
+    CTCHead, EncoderShape, HeadShape, LogMel, WhisperEncoder, folder_config, read_encoder,
 )
 
 # Fixed log-mel floor (log10 power), in place of Whisper's per-window max - 8: the median
@@ -42,14 +42,10 @@ ID_TO_SYMBOL = {i: s for s, i in CHAR_VOCAB.items()}
 
 
 def load_encoder(folder: Path) -> tuple[WhisperEncoder, dict]:
-    from safetensors.torch import load_file
-
     meta = json.loads((folder / "encoder.json").read_text())
-    state = load_file(folder / "encoder.safetensors")
-    filters = state.pop("mel_filters").float()
-    enc = WhisperEncoder(EncoderShape(**meta["encoder"]), LogMel(filters, MEL_FLOOR))
-    enc.load_state_dict({k: v.float() for k, v in state.items()} | {"feature_extractor.mel.filters": filters},
-                        strict=True)
+    state = read_encoder(folder / "encoder.safetensors")
+    enc = WhisperEncoder(EncoderShape(**meta["encoder"]), LogMel(state["feature_extractor.mel.filters"], MEL_FLOOR))
+    enc.load_state_dict(state, strict=True)
     return enc.eval(), meta
 
 
