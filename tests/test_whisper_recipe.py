@@ -161,3 +161,19 @@ def test_head_on_a_padded_batch_equals_the_head_on_each_window(kind, layers):
         batch = head(x, pad)
         for i, n in enumerate((40, 25, 7)):
             torch.testing.assert_close(batch[i, :n], head(x[i:i + 1, :n])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_the_whisper_model_in_the_repository_loads_and_streams_frame_exact(spoken_sentence):
+    """models/asrlive-whisper-base-ctc (not the default yet) through the same core as any model."""
+    from asrlive.model import load_model
+    from asrlive.planner import ChunkPlan, ChunkSettings
+    from asrlive.transcribe import offline_samples, stream_samples
+
+    model = load_model(MODELS / "asrlive-whisper-base-ctc", device="cpu")
+    assert (model.geometry.rf, model.geometry.jump) == (1040, 320)
+    audio, _ = spoken_sentence
+    offline = offline_samples(model, audio)
+    streamed = stream_samples(model, audio, ChunkPlan.from_settings(model.geometry, ChunkSettings(500, 4000, 4000)))
+    assert streamed.n_frames == offline.n_frames == model.geometry.frames(audio.size)
+    np.testing.assert_allclose(streamed.log_probs, offline.log_probs, atol=1e-4)
+    assert offline.text.strip()
