@@ -117,14 +117,14 @@ def embedded_model():
     return load_model(None, device="cpu")
 
 
-# The embedded model's character error bound on spoken_sentence wherever a test streams it
-# (the GUI's file mode, PulseAudio capture): __SPOKEN__
-SPOKEN_SENTENCE_CER_LIMIT = 0.9
-
-
 @pytest.fixture(scope="session")
 def spoken_sentence() -> tuple[np.ndarray, str]:
-    """A short sentence that is not in the training text, in espeak-ng's plain American voice, at 16 kHz."""
+    """A short sentence that is not in the training text, in espeak-ng's plain American voice, at 16 kHz.
+
+    The embedded model reads it word for word when the speech starts on the 20 ms frame grid, as
+    the file-mode and PulseAudio tests put it. Elsewhere the sub-frame offset decides a character
+    or three: over 16 offsets 20 samples apart, offline decoding read it word for word at 5 and
+    e.g. "THE WETHER IS NICE TODAY" at the others."""
     from asrlive.synth import Voice, synthesize
 
     text = "THE WEATHER IS NICE TODAY"

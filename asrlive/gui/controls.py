@@ -8,9 +8,10 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 
 from ..audio.devices import DeviceError, list_input_devices
 from ..geometry import Geometry
+from ..model import EMBEDDED_MODEL_NAME
 from ..planner import ChunkPlan, ChunkSettings
 
-EMBEDDED_LABEL = "Embedded (asrlive-tiny-en)"
+EMBEDDED_LABEL = f"Embedded ({EMBEDDED_MODEL_NAME})"
 
 
 class ModelControls(QGroupBox):
