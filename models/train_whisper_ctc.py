@@ -34,9 +34,9 @@ from asrlive.whisper_ctc import (  # noqa: E402
     CTCHead, EncoderShape, HeadShape, LogMel, WhisperEncoder, folder_config, read_encoder,
 )
 
-# Fixed log-mel floor (log10 power), in place of Whisper's per-window max - 8: the median
-# log-mel maximum of the synthetic training corpus is 0.38 (10th-90th percentile -0.8 to 1.2),
-# so 0.5 - 8 is what Whisper's clamp does at a typical level.
+# Fixed log-mel floor (log10 power), in place of Whisper's per-window max - 8, which would make
+# every frame depend on the loudest one in its window: Whisper's clamp for a window whose
+# log-mel maximum is 0.5, set by hand.
 MEL_FLOOR = -7.5
 ID_TO_SYMBOL = {i: s for s, i in CHAR_VOCAB.items()}
 
