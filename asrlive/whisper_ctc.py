@@ -135,18 +135,25 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(Block(shape.d_model, shape.heads, shape.ffn) for _ in range(shape.layers))
         self.ln_post = nn.LayerNorm(shape.d_model)
 
-    def hidden(self, samples: torch.Tensor, upto: int) -> torch.Tensor:
-        """Output of transformer layer ``upto`` (1-based; ``layers`` includes the final LayerNorm),
-        (batch, frames, d_model). ``upto`` 0 is the conv features with positions added."""
+    def hiddens(self, samples: torch.Tensor, layers: set[int]) -> dict[int, torch.Tensor]:
+        """Outputs of the transformer layers in ``layers`` (1-based; the last includes the final
+        LayerNorm; 0 is the conv features with positions added), each (batch, frames, d_model).
+        Layers past the highest asked for are not run."""
         x = self.feature_extractor(samples).transpose(1, 2)
         t = x.shape[1]
         if t > self.shape.max_positions:
             raise ValueError(f"{t} frames in one window; the encoder takes at most {self.shape.max_positions} "
                              f"({self.shape.max_positions * 0.02:.0f} s)")
         x = x + self.positions[:t].to(x.dtype)
-        for block in self.blocks[:upto]:
+        out = {0: x} if 0 in layers else {}
+        for n, block in enumerate(self.blocks[:max(layers)], start=1):
             x = block(x)
-        return self.ln_post(x) if upto == self.shape.layers else x
+            if n in layers:
+                out[n] = self.ln_post(x) if n == self.shape.layers else x
+        return out
+
+    def hidden(self, samples: torch.Tensor, upto: int) -> torch.Tensor:
+        return self.hiddens(samples, {upto})[upto]
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

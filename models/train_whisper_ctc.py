@@ -70,13 +70,8 @@ def cache(args) -> None:
         with torch.inference_mode():
             for i in range(len(offsets) - 1):
                 x = torch.from_numpy(audio[offsets[i]:offsets[i + 1]].astype(np.float32) / 32767)[None]
-                h = enc.feature_extractor(x).transpose(1, 2)
-                h = h + enc.positions[: h.shape[1]]
-                for n, block in enumerate(enc.blocks, start=1):
-                    h = block(h)
-                    if n in layers:
-                        out = enc.ln_post(h) if n == enc.shape.layers else h
-                        outs[n].append(out[0].numpy().astype(np.float16))
+                for n, h in enc.hiddens(x, set(layers)).items():
+                    outs[n].append(h[0].numpy().astype(np.float16))
                 frames.append(h.shape[1])
         for n in layers:
             np.save(args.feats / f"{shard.stem}.L{n}.npy", np.concatenate(outs[n]))
