@@ -62,6 +62,16 @@ class HeadShape:
     kind: str = "lstm"
 
 
+def mel_filters(n_mels: int) -> torch.Tensor:
+    """Whisper's filter bank, (n_mels, N_FFT // 2 + 1): librosa's Slaney-style mel filters for a
+    400-point FFT at 16 kHz. Stored in each model folder; computed only to make one."""
+    from transformers.audio_utils import mel_filter_bank
+
+    bank = mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
+                           max_frequency=8000.0, sampling_rate=16000, norm="slaney", mel_scale="slaney")
+    return torch.from_numpy(bank.T.astype("float32").copy())
+
+
 class LogMel(nn.Module):
     """Whisper's log-mel features without padding and with a fixed clamp floor (log10 units)."""
 

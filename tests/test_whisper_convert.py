@@ -116,3 +116,23 @@ def test_other_specs_and_truncated_files_are_refused(tmp_path, ct2_file):
     cut.write_bytes(ct2_file[0].read_bytes()[:5000])
     with pytest.raises((CT2FormatError, struct.error, ValueError)):
         read_ct2(cut)
+
+
+def test_mel_filters_survive_the_converters_save_in_layout(tmp_path):
+    """Each of Whisper's mel filters is one run of adjacent FFT bins, centres rising. The first
+    converter's bank was ``.T.astype(float32)``, a Fortran-ordered array whose bytes
+    safetensors.numpy writes as if C-ordered: every filter came out scrambled across the
+    spectrum. This guards the layout through the same save."""
+    from safetensors.numpy import load_file, save_file
+
+    from asrlive.whisper_ctc import mel_filters
+
+    save_file({"mel_filters": mel_filters(80).numpy()}, str(tmp_path / "f.safetensors"))
+    bank = load_file(tmp_path / "f.safetensors")["mel_filters"]
+    np.testing.assert_array_equal(bank, mel_filters(80).numpy())
+    centres = []
+    for row in bank:
+        bins = np.flatnonzero(row)
+        assert bins.size and np.all(np.diff(bins) == 1)
+        centres.append(int(np.argmax(row)))
+    assert centres == sorted(centres) and centres[-1] > 150
