@@ -75,6 +75,14 @@ def load_geometry(source: str | os.PathLike | None = None) -> Geometry:
         raise ModelLoadError(f"{where}: {exc}") from exc
 
 
+def _symbols_by_id(vocab_map: dict[str, int]) -> list[str]:
+    """Symbol of each output index ('' where the vocabulary skips one)."""
+    vocab = [""] * (max(vocab_map.values()) + 1)
+    for sym, i in vocab_map.items():
+        vocab[i] = sym
+    return vocab
+
+
 def _whisper_ctc_geometry(folder: Path) -> Geometry:
     try:
         config = read_config(folder)
@@ -95,9 +103,7 @@ def _load_whisper_ctc(folder: Path, device: str, half: bool) -> CTCModel:
         model, config = load_whisper_ctc(folder)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"{folder}: the model does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
-    vocab = [""] * (max(vocab_map.values()) + 1)
-    for sym, i in vocab_map.items():
-        vocab[i] = sym
+    vocab = _symbols_by_id(vocab_map)
     if len(vocab) != config["head"]["vocab_size"] or config["blank"] not in vocab_map:
         raise ModelLoadError(f"{folder}: vocab.json does not match the model's {config['head']['vocab_size']} outputs")
     dev = pick_device(device)
@@ -251,9 +257,7 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
     model.to(dev).eval()
 
     vocab_map = tokenizer.get_vocab()
-    vocab = [""] * (max(vocab_map.values()) + 1)
-    for sym, i in vocab_map.items():
-        vocab[i] = sym
+    vocab = _symbols_by_id(vocab_map)
     out_dim = model.config.vocab_size
     if len(vocab) < out_dim:
         vocab += [f"<{i}>" for i in range(len(vocab), out_dim)]
