@@ -9,6 +9,7 @@ import soundfile as sf
 from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtWidgets import QMessageBox
 
+from asrlive.audio.sources import FileSource
 from asrlive.gui.main_window import MainWindow
 
 FAST = 3  # index of "as fast as possible" in the speed box
@@ -93,25 +94,56 @@ def test_character_labels_follow_the_greedy_path_without_overprinting(qtbot, tmp
     assert all(a[1] != b[1] for a, b in close)
 
 
-def test_chunk_change_while_streaming_applies_to_next_windows(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+class GatedFileSource(FileSource):
+    """A file source that sends nothing until the test opens ``gate``, so a test can act on the
+    session before the first window runs, whatever the machine's speed."""
+
+    gate = threading.Event()
+
+    def _blocks(self):
+        while not self.gate.wait(0.05):
+            if self._stop.is_set():  # the window closed before the gate opened
+                return iter(())
+        return super()._blocks()
+
+
+def test_chunk_change_while_streaming_applies_to_next_windows(qtbot, tmp_path, sentence_wav, tiny_model_dir,
+                                                              monkeypatch):
     path, _ = sentence_wav
+    monkeypatch.setattr("asrlive.session.FileSource", GatedFileSource)
+    monkeypatch.setattr(GatedFileSource, "gate", threading.Event())
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     w.chunk_controls.hop.setValue(1000)
     w.chunk_controls.right.setValue(500)
     w.source_controls.set_file(str(path))
-    w.source_controls.speed.setCurrentIndex(2)  # 4x real time
+    w.source_controls.speed.setCurrentIndex(FAST)
     assert w.start_streaming()
-    qtbot.waitUntil(lambda: len(w.session.worker.store.timings) >= 1, timeout=30000)
+    held, resume = threading.Event(), threading.Event()
+
+    def hold_after_first_window(status) -> None:
+        # Runs on the worker thread between windows: it waits there while the test changes the
+        # plan, so the change lands before the second window however fast the worker is.
+        if status.windows == 1 and not status.finished:
+            held.set()
+            resume.wait(30)
+
+    w.session.worker.add_listener(hold_after_first_window)
+    GatedFileSource.gate.set()
+    qtbot.waitUntil(held.is_set, timeout=30000)
     w.chunk_controls.hop.setValue(200)
     w.chunk_controls.right.setValue(100)
+    resume.set()
     assert w.session.plan.hop_frames == 10 and w.session.plan.right_frames == 5
     with qtbot.waitSignal(w.sessionFinished, timeout=60000):
         pass
     timings = w.session.worker.store.timings
-    assert timings[0].commit_to - timings[0].commit_from == 50
-    later = [t for t in timings[1:-1] if t.commit_to - t.commit_from == 10]
-    assert later and all(t.end_frame - t.commit_to == 5 for t in later)
-    assert w.session.worker.store.n_frames == w.model.geometry.frames(w.session.ring.written)
+    total = w.model.geometry.frames(w.session.ring.written)
+    assert (timings[0].commit_to - timings[0].commit_from, timings[0].end_frame - timings[0].commit_to) == (50, 25)
+    assert len(timings) > 2
+    for t in timings[1:]:  # the new plan, clipped only where the stream ends
+        assert t.commit_to - t.commit_from == min(10, total - t.commit_from)
+        assert t.end_frame == min(t.commit_to + 5, total)
+    assert w.session.worker.store.n_frames == total
 
 
 def test_hover_shows_the_stored_top5(qtbot, tmp_path, sentence_wav, tiny_model_dir):

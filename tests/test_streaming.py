@@ -62,7 +62,7 @@ def test_ring_blocking_writer_waits_for_reader():
     assert not done.wait(0.2)  # no room until the reader releases
     ring.release(20)
     assert done.wait(5)
-    t.join()
+    t.join(5)
     np.testing.assert_array_equal(ring.read(60, 70), np.ones(10))
 
 
@@ -131,16 +131,26 @@ def test_plan_change_mid_stream_keeps_frames_exact(tiny_model):
     first = ChunkPlan.from_settings(g, ChunkSettings(200, 200, 100))
     second = ChunkPlan.from_settings(g, ChunkSettings(500, 1000, 300))
     worker = StreamWorker(tiny_model, ring, first)
-    source = ArraySource(x, ring, realtime=True, speed=8.0)
+    reached, changed = threading.Event(), threading.Event()
+
+    def hold_after_third_window(status) -> None:
+        # The worker waits here, between windows, while this thread swaps the plan: the swap
+        # lands at the same frame however fast either thread runs.
+        if status.windows == 3 and not status.finished:
+            reached.set()
+            changed.wait(30)
+
+    worker.add_listener(hold_after_third_window)
+    source = ArraySource(x, ring)
     worker.start()
     source.start()
-    deadline = threading.Event()
-    while worker.status.windows < 3 and not deadline.wait(0.01):
-        pass
+    assert reached.wait(30), worker.error
     worker.set_plan(second)
+    changed.set()
     assert worker.join(30)
-    hops = {t.commit_to - t.commit_from for t in worker.store.timings[:-1]}
-    assert {first.hop_frames, second.hop_frames} <= hops
+    source.stop()
+    hops = [t.commit_to - t.commit_from for t in worker.store.timings]
+    assert hops[:3] == [first.hop_frames] * 3 and set(hops[3:-1]) == {second.hop_frames}
     assert worker.store.n_frames == g.frames(len(x)) and not np.isnan(worker.store.all_frames()).any()
 
 
