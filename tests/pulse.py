@@ -34,7 +34,7 @@ class PulseServer:
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         # Wait for the server to answer: an external process's readiness, polled with a bound.
-        while subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode != 0:
+        while subprocess.run(["pactl", "info"], env=self.env, capture_output=True, timeout=timeout).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("PulseAudio did not start")
             time.sleep(0.05)
@@ -45,6 +45,6 @@ class PulseServer:
             self.proc.wait(10)
         self.proc = None
 
-    def play(self, wav: Path) -> None:
+    def play(self, wav: Path, timeout: float = 60.0) -> None:
         """Play a file into the null sink (returns when playback ended)."""
-        subprocess.run(["paplay", f"--device={SINK}", str(wav)], env=self.env, check=True)
+        subprocess.run(["paplay", f"--device={SINK}", str(wav)], env=self.env, check=True, timeout=timeout)

@@ -39,7 +39,7 @@ def test_journal_survives_kill_9_and_is_offered_back(tmp_path, tiny_model_dir, t
         m = load_model({str(tiny_model_dir)!r}, device="cpu")
         s = LiveSession(m, ChunkPlan.from_settings(m.geometry, ChunkSettings(200, 500, 100)), journal=True)
         s.start_file({str(wav)!r}, realtime=True, speed=4.0)
-        s.wait()
+        s.wait(120)
     """)
     env = {**os.environ, "ASRLIVE_STATE_DIR": str(state)}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env)
@@ -51,7 +51,7 @@ def test_journal_survives_kill_9_and_is_offered_back(tmp_path, tiny_model_dir, t
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(30)
     pending = pending_journals(folder)
     assert len(pending) == 1
     # What was journaled is exactly a prefix of what the same stream commits.
