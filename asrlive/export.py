@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from .decoder import TimedWord
@@ -52,7 +52,10 @@ def to_json(record: dict | list) -> str:
 def write_atomic(path: Path | str, text: str) -> None:
     """Write via a temporary file in the same folder and rename, so a crash never leaves half a file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Created with 0o666 so the umask decides the mode, as for any other file the user writes
+    # (mkstemp's 0o600 would make every transcript private).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -60,5 +63,5 @@ def write_atomic(path: Path | str, text: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

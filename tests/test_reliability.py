@@ -98,6 +98,16 @@ def test_atomic_export_never_leaves_half_a_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_export_gets_the_umask_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "t.srt", "1\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.srt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_pickle_weights_refused_by_default(tmp_path, capsys):
     import torch
     from safetensors.torch import load_file
