@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-import numpy as np
+from .planner import ChunkSettings
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
@@ -77,7 +78,9 @@ def _cmd_rf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis_audio(args: argparse.Namespace, sample_rate: int) -> np.ndarray:
+def _analysis_audio(args: argparse.Namespace, sample_rate: int):
+    import numpy as np
+
     from .audio.files import AudioFileError, read_file
     from .synth import Voice, synthesize
 
@@ -94,6 +97,8 @@ def _analysis_audio(args: argparse.Namespace, sample_rate: int) -> np.ndarray:
 
 
 def _rf_measured(args: argparse.Namespace, geometry) -> int:
+    import numpy as np
+
     from . import rf_analysis as rfa
     from .model import ModelLoadError, configure_torch_threads, load_model
 
@@ -196,6 +201,8 @@ def _render(transcript, fmt: str) -> str:
 
 
 def _save_emissions(path: Path, transcript, model) -> None:
+    import numpy as np
+
     g = model.geometry
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, log_probs=transcript.log_probs, vocab=np.array(model.vocab),
@@ -206,8 +213,6 @@ def _save_emissions(path: Path, transcript, model) -> None:
 
 def _add_model_and_plan_args(parser: argparse.ArgumentParser) -> None:
     """The options that _model_and_plan reads; chunk defaults are the planner's."""
-    from .planner import ChunkSettings
-
     parser.add_argument("--model", help="model folder or hub id (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
@@ -219,46 +224,88 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
 
 
-def _model_and_plan(args: argparse.Namespace):
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _checked_settings(args: argparse.Namespace) -> ChunkSettings:
+    """The chunk settings and compute options, checked before anything slow is imported or
+    loaded, so a typo fails at once rather than after the model has loaded."""
+    settings = ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms)
+    try:
+        settings.check()
+    except ValueError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from exc
+    if not DEVICE_PATTERN.fullmatch(args.device):
+        raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
+    return settings
+
+
+def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     """The model and chunk plan that transcribe and live share, or a CLIError."""
     from .model import ModelLoadError, configure_torch_threads, load_model
-    from .planner import ChunkPlan, ChunkSettings
+    from .planner import ChunkPlan
 
     configure_torch_threads(args.threads)
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
-    try:
-        plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms))
-    except ValueError as exc:
-        raise CLIError(str(exc), EXIT_USAGE) from exc
-    return model, plan
+    return model, ChunkPlan.from_settings(model.geometry, settings)
+
+
+def _usable_inputs(paths: list[Path]) -> list[bool]:
+    """Which inputs open as audio; an error line for each that does not. Only headers are read,
+    so a missing or broken file is reported before the model loads."""
+    from .audio.files import AudioFileError, file_info
+
+    usable = []
+    for path in paths:
+        try:
+            file_info(path)
+            usable.append(True)
+        except AudioFileError as exc:
+            print(f"asrlive: error: {exc}", file=sys.stderr)
+            usable.append(False)
+    return usable
+
+
+def _transcribe_one(args: argparse.Namespace, model, plan, path: Path):
+    from .audio.files import file_info
+    from .transcribe import offline_file, stream_file
+
+    if args.offline:
+        return offline_file(model, path)
+    progress = None
+    if sys.stderr.isatty():
+        _, _, seconds = file_info(path)
+        if seconds > 30:
+            progress = _progress_printer(int(seconds * model.sample_rate))
+    transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress)
+    if progress is not None:
+        print(file=sys.stderr)
+    return transcript
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
-    from .audio.files import AudioFileError, file_info
-    from .export import write_atomic
-    from .transcribe import offline_file, stream_file
-
-    model, plan = _model_and_plan(args)
+    settings = _checked_settings(args)
     paths = [Path(p) for p in args.audio]
+    usable = _usable_inputs(paths)
+    failures = usable.count(False)
+    if not any(usable):
+        return EXIT_BAD_INPUT
+    from .audio.files import AudioFileError
+    from .export import write_atomic
+
+    model, plan = _model_and_plan(args, settings)
     outputs = _outputs_for(paths, args.output, args.format)
     emissions = _outputs_for(paths, args.emissions, "npz")
-    failures = 0
-    for path, out, em in zip(paths, outputs, emissions):
+    for path, ok, out, em in zip(paths, usable, outputs, emissions):
+        if not ok:
+            continue
         try:
-            if args.offline:
-                transcript = offline_file(model, path)
-            else:
-                progress = None
-                if sys.stderr.isatty():
-                    rate, _, seconds = file_info(path)
-                    if seconds > 30:
-                        progress = _progress_printer(int(seconds * model.sample_rate))
-                transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress)
-                if progress is not None:
-                    print(file=sys.stderr)
+            transcript = _transcribe_one(args, model, plan, path)
         except AudioFileError as exc:
             print(f"asrlive: error: {exc}", file=sys.stderr)
             failures += 1
@@ -283,7 +330,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from .audio.devices import DeviceError
     from .session import LiveSession
 
-    model, plan = _model_and_plan(args)
+    settings = _checked_settings(args)
+    model, plan = _model_and_plan(args, settings)
     session = LiveSession(model, plan, journal=not args.no_journal)
     try:
         session.start_mic(args.input_device)

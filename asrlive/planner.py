@@ -21,6 +21,12 @@ class ChunkSettings:
     left_ms: float = 2000.0
     right_ms: float = 500.0
 
+    def check(self) -> None:
+        """Raise ValueError for settings no model can plan with (needs no model, so the CLI
+        checks them before loading one)."""
+        if self.chunk_ms <= 0 or self.left_ms < 0 or self.right_ms < 0:
+            raise ValueError("chunk must be > 0 ms and contexts >= 0 ms")
+
 
 @dataclass(frozen=True)
 class ChunkPlan:
@@ -33,8 +39,7 @@ class ChunkPlan:
 
     @classmethod
     def from_settings(cls, geometry: Geometry, settings: ChunkSettings) -> "ChunkPlan":
-        if settings.chunk_ms <= 0 or settings.left_ms < 0 or settings.right_ms < 0:
-            raise ValueError("chunk must be > 0 ms and contexts >= 0 ms")
+        settings.check()
         step = geometry.frame_ms
         return cls(
             geometry=geometry,

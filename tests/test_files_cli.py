@@ -1,6 +1,10 @@
 """Audio files in (rates, channels, bad input) and the transcribe CLI end to end."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +86,15 @@ def test_bad_files_give_one_line_errors(tmp_path, tiny_model_dir, capsys, kind):
     assert len(err.splitlines()) == 1 and err.startswith("asrlive: error:") and str(path) in err
 
 
+def test_unreadable_file_is_reported_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    wav = tmp_path / "locked.wav"
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    # Tests may run as root, who reads any file: stand in for chmod 000.
+    monkeypatch.setattr("asrlive.audio.files.os.access", lambda path, mode: False)
+    code = main(["transcribe", "--model", str(tmp_path / "no-such-model"), str(wav)])
+    assert code == 3 and capsys.readouterr().err == f"asrlive: error: {wav}: not readable (permission denied)\n"
+
+
 def test_bad_file_among_good_ones_keeps_the_good_output(tmp_path, tiny_model_dir, sentence_files, capsys):
     paths, _ = sentence_files
     out = tmp_path / "out"
@@ -127,3 +140,32 @@ def test_cli_model_errors(tmp_path, capsys, tiny_model_dir):
         err = capsys.readouterr().err.strip()
         assert code == 4, err
         assert len(err.splitlines()) == 1 and words in err
+
+
+# Runs main() in a fresh interpreter and reports which heavy modules it imported: an import is
+# what costs seconds, so this checks the speed of the early errors without timing anything.
+HEAVY_IMPORTS_PROBE = """
+import sys
+from asrlive.cli import main
+try:
+    code = main({argv!r})
+except SystemExit as exc:  # --help
+    code = exc.code
+print(code, sorted(m for m in ("torch", "transformers") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("argv,code", [
+    (["--help"], 0),
+    (["transcribe", "nope.wav"], 3),
+    (["transcribe", "--chunk-ms", "-5", "x.wav"], 2),
+    (["transcribe", "--device", "gpu", "x.wav"], 2),
+    (["live", "--left-ms", "-1"], 2),
+])
+def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
+    sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 16000)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", HEAVY_IMPORTS_PROBE.format(argv=argv)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[-1] == f"{code} []", done.stderr
