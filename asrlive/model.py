@@ -60,6 +60,8 @@ def load_geometry(source: str | os.PathLike | None = None) -> Geometry:
     from transformers import AutoConfig, AutoFeatureExtractor
 
     _quiet_transformers()
+    if not local and _looks_like_hub_id(where):
+        _check_hub(where)
     try:
         config = AutoConfig.from_pretrained(where, local_files_only=local, trust_remote_code=False)
     except (OSError, ValueError) as exc:
@@ -178,6 +180,47 @@ def _looks_like_hub_id(source: str) -> bool:
     return 1 <= len(parts) <= 2 and all(parts) and not source.startswith((".", "~"))
 
 
+HUB_PROBE_SECONDS = 3.0
+
+
+def _hub_reachable(endpoint: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the hub (or the proxy in front of it) opens within
+    ``timeout``. Runs on a daemon thread so a hanging name lookup is bounded too."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    proxy = None if urllib.request.proxy_bypass(url.hostname or "") else urllib.request.getproxies().get(url.scheme)
+    target = urlsplit(proxy) if proxy else url
+    port = target.port or (443 if target.scheme == "https" else 80)
+    opened = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((target.hostname, port), timeout=timeout).close()
+            opened.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=probe, name="asrlive-hub-probe", daemon=True).start()
+    return opened.wait(timeout)
+
+
+def _check_hub(where: str) -> None:
+    """Fail at once, in one line, when a hub model that is not cached cannot be fetched:
+    without this, huggingface_hub retries for about 30 s and logs each retry."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(where, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub is off (HF_HUB_OFFLINE is set)")
+    if not _hub_reachable(constants.ENDPOINT):
+        raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub "
+                             f"({constants.ENDPOINT}) cannot be reached")
+
+
 def load_model(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False,
                allow_pickle: bool = False) -> CTCModel:
     """Load a CTC model from a local folder or a hub id (``None``: the embedded default).
@@ -222,6 +265,8 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
 
     if local and not (path / "config.json").exists():
         raise ModelLoadError(f"{path}: not a model folder (no config.json)")
+    if not local:
+        _check_hub(where)
     try:
         config = fetch(AutoConfig)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -133,13 +134,14 @@ def test_cli_model_errors(tmp_path, capsys, tiny_model_dir):
     not_model = tmp_path / "empty_folder"
     not_model.mkdir()
     no_vocab = make_tiny_model(tmp_path / "novocab", with_vocab=False)
+    capsys.readouterr()  # saving a model may draw a progress bar; only main()'s output counts
     cases = [(not_model, "no config.json"), (no_vocab, "vocabulary"),
              ("nobody/no-such-model-xyz", "hub"), (wav, "not a file")]
     for model, words in cases:
         code = main(["transcribe", "--model", str(model), str(wav)])
         err = capsys.readouterr().err.strip()
         assert code == 4, err
-        assert len(err.splitlines()) == 1 and words in err
+        assert len(err.splitlines()) == 1 and words in err, err
 
 
 # Runs main() in a fresh interpreter and reports which heavy modules it imported: an import is
@@ -169,3 +171,29 @@ def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
     done = subprocess.run([sys.executable, "-c", HEAVY_IMPORTS_PROBE.format(argv=argv)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.stdout.splitlines()[-1] == f"{code} []", done.stderr
+
+
+def _env_with_repo(**changes: str | None) -> dict[str, str]:
+    """This environment with the checkout first on the path, and ``changes`` (None removes)."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    for key, value in changes.items():
+        env.pop(key, None) if value is None else env.__setitem__(key, value)
+    return env
+
+
+def test_uncached_hub_id_without_network_fails_in_one_line(tmp_path):
+    """Networking on, nothing listening where the hub should be: one error line, exit 4, and
+    none of huggingface_hub's retries (each one a "Retrying" line and seconds of waiting)."""
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        env = _env_with_repo(HF_HUB_OFFLINE=None, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"),
+                             HTTP_PROXY=None, HTTPS_PROXY=None, http_proxy=None, https_proxy=None)
+        done = subprocess.run([sys.executable, "-m", "asrlive", "transcribe", "--model", "nobody/no-such-model-xyz",
+                               str(wav)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr == (f"asrlive: error: nobody/no-such-model-xyz: not in the local Hugging Face cache, "
+                           f"and the hub ({endpoint}) cannot be reached\n")
