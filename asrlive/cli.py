@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from .planner import ChunkSettings
 
@@ -255,20 +256,25 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     return model, ChunkPlan.from_settings(model.geometry, settings)
 
 
-def _usable_inputs(paths: list[Path]) -> list[bool]:
-    """Which inputs open as audio; an error line for each that does not. Only headers are read,
-    so a missing or broken file is reported before the model loads."""
-    from .audio.files import AudioFileError, file_info
+class _Input(NamedTuple):
+    path: Path
+    usable: bool
+    truncation: tuple[float, float] | None  # (seconds declared, seconds present) of a WAV cut short
 
-    usable = []
+
+def _check_inputs(paths: list[Path]) -> list[_Input]:
+    """Which inputs open as audio, and which are cut short; an error line for each that does not
+    open. Only headers are read, so a missing or broken file is reported before the model loads."""
+    from .audio.files import AudioFileError, truncation
+
+    checked = []
     for path in paths:
         try:
-            file_info(path)
-            usable.append(True)
+            checked.append(_Input(path, True, truncation(path)))
         except AudioFileError as exc:
             print(f"asrlive: error: {exc}", file=sys.stderr)
-            usable.append(False)
-    return usable
+            checked.append(_Input(path, False, None))
+    return checked
 
 
 def _transcribe_one(args: argparse.Namespace, model, plan, path: Path):
@@ -290,19 +296,19 @@ def _transcribe_one(args: argparse.Namespace, model, plan, path: Path):
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     settings = _checked_settings(args)
-    paths = [Path(p) for p in args.audio]
-    usable = _usable_inputs(paths)
-    failures = usable.count(False)
-    if not any(usable):
+    inputs = _check_inputs([Path(p) for p in args.audio])
+    failures = sum(not i.usable for i in inputs)
+    if failures == len(inputs):
         return EXIT_BAD_INPUT
     from .audio.files import AudioFileError
     from .export import write_atomic
 
     model, plan = _model_and_plan(args, settings)
+    paths = [i.path for i in inputs]
     outputs = _outputs_for(paths, args.output, args.format)
     emissions = _outputs_for(paths, args.emissions, "npz")
-    for path, ok, out, em in zip(paths, usable, outputs, emissions):
-        if not ok:
+    for (path, usable, cut), out, em in zip(inputs, outputs, emissions):
+        if not usable:
             continue
         try:
             transcript = _transcribe_one(args, model, plan, path)
@@ -310,7 +316,12 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             print(f"asrlive: error: {exc}", file=sys.stderr)
             failures += 1
             continue
-        for warning in transcript.warnings():
+        warnings = transcript.warnings()
+        if cut is not None:
+            # The partial text is kept and written; the exit code still says the input was bad.
+            warnings.append(f"truncated: header says {cut[0]:.2f} s, {cut[1]:.2f} s present; transcribed what is there")
+            failures += 1
+        for warning in warnings:
             print(f"asrlive: warning: {path}: {warning}", file=sys.stderr)
         text = _render(transcript, args.format)
         if out is None:

@@ -19,6 +19,9 @@ from .planner import ChunkPlan
 from .worker import StreamWorker
 
 RING_SECONDS = 60.0
+# About one syllable: shorter audio cannot hold a whole word, so whatever text it gives is a
+# fragment ("TH" from 0.1 s), worth a warning.
+SHORT_AUDIO_S = 0.25
 
 
 @dataclass
@@ -73,6 +76,10 @@ class Transcript:
     def warnings(self) -> list[str]:
         """Input problems worth telling the user about (the transcript is still produced)."""
         out = []
+        if self.n_frames == 0:
+            out.append(f"{self.duration_s:.2f} s of audio is shorter than the model's receptive field: no frames, no text")
+        elif self.duration_s < SHORT_AUDIO_S:
+            out.append(f"only {self.duration_s:.2f} s of audio (under {SHORT_AUDIO_S} s): too short for a reliable transcript")
         if self.input_peak is not None and self.input_peak < 1e-4:
             out.append("the audio is silent (peak below -80 dBFS)")
         if self.clipped_fraction and self.clipped_fraction > 1e-3:

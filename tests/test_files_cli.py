@@ -105,6 +105,33 @@ def test_bad_file_among_good_ones_keeps_the_good_output(tmp_path, tiny_model_dir
     assert sorted(p.name for p in out.iterdir()) == ["s16000.json", "s48000.json"]
 
 
+def _noise(seconds: float) -> np.ndarray:
+    return (np.random.default_rng(0).standard_normal(round(seconds * 16000)) * 0.1).astype(np.float32)
+
+
+def test_truncated_wav_keeps_its_text_warns_and_exits_3(tmp_path, tiny_model_dir, capsys):
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, _noise(2.91), 16000, subtype="PCM_16")
+    wav.write_bytes(wav.read_bytes()[:44 + 7200 * 2])  # the header still says 2.91 s; 0.45 s remain
+    out = tmp_path / "speech.json"
+    code = main(["transcribe", "--model", str(tiny_model_dir), "--format", "json", "-o", str(out), str(wav)])
+    assert code == 3
+    assert capsys.readouterr().err == (f"asrlive: warning: {wav}: truncated: header says 2.91 s, 0.45 s present; "
+                                       "transcribed what is there\n")
+    assert json.loads(out.read_text())["duration_s"] == 0.45
+
+
+@pytest.mark.parametrize("seconds,warning", [
+    (0.1, "only 0.10 s of audio (under 0.25 s): too short for a reliable transcript"),
+    (0.01, "0.01 s of audio is shorter than the model's receptive field: no frames, no text"),
+])
+def test_very_short_audio_is_transcribed_with_a_warning(tmp_path, tiny_model_dir, capsys, seconds, warning):
+    wav = tmp_path / "short.wav"
+    sf.write(wav, _noise(seconds), 16000)
+    assert main(["transcribe", "--model", str(tiny_model_dir), str(wav)]) == 0
+    assert capsys.readouterr().err == f"asrlive: warning: {wav}: {warning}\n"
+
+
 def test_cli_json_srt_vtt_and_emissions(tmp_path, tiny_model_dir, tiny_model, sentence_files, capsys):
     paths, _ = sentence_files
     wav = paths[16000]

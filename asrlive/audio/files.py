@@ -36,6 +36,41 @@ def file_info(path: Path) -> tuple[int, int, float]:
         return f.samplerate, f.channels, f.frames / f.samplerate if f.samplerate else 0.0
 
 
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames the data chunk of a RIFF/WAVE header declares; None when the header does not say
+    (size 0 or 0xFFFFFFFF, as recorders write before they finish) or is not plain RIFF."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while len(chunk := f.read(8)) == 8:
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"data":
+                return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+            if kind == b"fmt ":
+                block_align = int.from_bytes(f.read(size)[12:14], "little")
+            else:
+                f.seek(size, os.SEEK_CUR)
+            f.seek(size % 2, os.SEEK_CUR)  # chunks are padded to even sizes
+    return None
+
+
+def truncation(path: Path) -> tuple[float, float] | None:
+    """(seconds the header declares, seconds present) of a WAV file cut short, else None.
+
+    libsndfile reports only the frames present, so a WAV cut off in a copy or a crash reads as
+    a shorter, valid file; the header's data size is what tells. Raises AudioFileError for a
+    file that does not open as audio, so this doubles as the up-front check of an input."""
+    path = Path(path)
+    with _open(path) as f:
+        rate, present, is_wav = f.samplerate, f.frames, f.format in ("WAV", "WAVEX")
+    declared = _wav_declared_frames(path) if is_wav else None
+    if declared is None or declared <= present or not rate:
+        return None
+    return declared / rate, present / rate
+
+
 def iter_file_blocks(path: Path | str, sample_rate: int, block_seconds: float = 0.5) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks at ``sample_rate``, reading the file incrementally, so memory
     stays bounded however long the file is."""
