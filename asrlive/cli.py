@@ -338,10 +338,14 @@ def _cmd_live(args: argparse.Namespace) -> int:
     """Transcribe the microphone, printing committed text as it is committed."""
     import time
 
-    from .audio.devices import DeviceError
+    from .audio.devices import DeviceError, find_input_device
     from .session import LiveSession
 
     settings = _checked_settings(args)
+    try:
+        find_input_device(args.input_device)  # before the model loads: a missing device fails at once
+    except (DeviceError, OSError) as exc:
+        raise CLIError(str(exc), EXIT_DEVICE) from exc
     model, plan = _model_and_plan(args, settings)
     session = LiveSession(model, plan, journal=not args.no_journal)
     try:
@@ -407,13 +411,13 @@ def _cmd_devices(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), EXIT_DEVICE) from exc
     if args.json:
         print(json.dumps([d.__dict__ for d in devices], indent=2))
-        return 0
     if not devices:
-        print("no audio input devices found")
-        return EXIT_DEVICE
-    for d in devices:
-        mark = "*" if d.is_default else " "
-        print(f"{mark} {d.index:3d}  {d.name}  [{d.host_api}, {d.channels} ch, {d.default_rate:.0f} Hz]")
+        # An error with or without --json: a script sees the exit code, and [] still parses.
+        raise CLIError("no audio input devices found", EXIT_DEVICE)
+    if not args.json:
+        for d in devices:
+            mark = "*" if d.is_default else " "
+            print(f"{mark} {d.index:3d}  {d.name}  [{d.host_api}, {d.channels} ch, {d.default_rate:.0f} Hz]")
     return 0
 
 

@@ -49,25 +49,29 @@ def list_input_devices(rescan: bool = False) -> list[InputDevice]:
     return sorted(found, key=lambda d: (not d.is_default, d.index))
 
 
+def find_input_device(spec: int | str | None) -> InputDevice:
+    """The device ``spec`` names (an index or a name substring), or the default one."""
+    devices = list_input_devices()
+    if not devices:
+        raise DeviceError("no audio input devices found")
+    if spec is None or spec == "":
+        return devices[0]
+    if isinstance(spec, int) or str(spec).isdigit():
+        matches = [d for d in devices if d.index == int(spec)]
+        if not matches:
+            raise DeviceError(f"no input device with index {spec} (see 'asrlive devices')")
+        return matches[0]
+    matches = [d for d in devices if str(spec).lower() in d.name.lower()]
+    if not matches:
+        raise DeviceError(f"no input device whose name contains '{spec}' (see 'asrlive devices')")
+    return matches[0]
+
+
 def resolve_input_device(spec: int | str | None, want_rate: int) -> tuple[int, str, int]:
     """(index, name, rate to open at). The model rate if the device accepts it, else its default rate."""
     import sounddevice as sd
 
-    devices = list_input_devices()
-    if not devices:
-        raise DeviceError("no audio input device found")
-    if spec is None or spec == "":
-        chosen = devices[0]
-    elif isinstance(spec, int) or str(spec).isdigit():
-        matches = [d for d in devices if d.index == int(spec)]
-        if not matches:
-            raise DeviceError(f"no input device with index {spec} (see 'asrlive devices')")
-        chosen = matches[0]
-    else:
-        matches = [d for d in devices if str(spec).lower() in d.name.lower()]
-        if not matches:
-            raise DeviceError(f"no input device whose name contains '{spec}' (see 'asrlive devices')")
-        chosen = matches[0]
+    chosen = find_input_device(spec)
     try:
         sd.check_input_settings(device=chosen.index, channels=1, samplerate=want_rate, dtype="float32")
         rate = want_rate
