@@ -7,9 +7,13 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .planner import ChunkSettings
+
+if TYPE_CHECKING:
+    from .session import LatencyStats
+    from .worker import StreamStatus
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
@@ -379,12 +383,27 @@ def _cmd_live(args: argparse.Namespace) -> int:
         print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
         code = EXIT_DEVICE
     if args.json_summary:
-        stats = session.latency()
-        print(json.dumps({"text": final.committed_text, "frames": final.committed_frames,
-                          "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
-                          "speech_to_text_p50_ms": stats.speech_to_text_p50,
-                          "speech_to_text_p95_ms": stats.speech_to_text_p95}), file=sys.stderr)
+        print(json.dumps(_live_summary(final, session.latency())), file=sys.stderr)
     return code
+
+
+def _rounded(record: dict) -> dict:
+    """Milliseconds (keys ending in _ms) to 0.1 ms, other floats to 4 significant digits: the
+    timing jitter is far larger, so further digits are noise (621.9432150001012)."""
+    def one(key: str, value):
+        if not isinstance(value, float):
+            return value
+        return round(value, 1) if key.endswith("_ms") else float(f"{value:.4g}")
+    return {key: one(key, value) for key, value in record.items()}
+
+
+def _live_summary(final: StreamStatus, stats: LatencyStats) -> dict:
+    """The --json-summary record of a live run."""
+    return _rounded({"text": final.committed_text, "frames": final.committed_frames,
+                     "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
+                     "speech_to_text_p50_ms": stats.speech_to_text_p50,
+                     "speech_to_text_p95_ms": stats.speech_to_text_p95,
+                     "real_time_factor": stats.real_time_factor})
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
