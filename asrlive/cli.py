@@ -311,6 +311,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     paths = [i.path for i in inputs]
     outputs = _outputs_for(paths, args.output, args.format)
     emissions = _outputs_for(paths, args.emissions, "npz")
+    # Several transcripts on stdout in txt need their file named; JSON carries its own "path".
+    labelled = args.format == "txt" and len(paths) > 1
     for (path, usable, cut), out, em in zip(inputs, outputs, emissions):
         if not usable:
             continue
@@ -328,6 +330,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         for warning in warnings:
             print(f"asrlive: warning: {path}: {warning}", file=sys.stderr)
         text = _render(transcript, args.format)
+        if out is None and labelled:
+            text = f"{path}: {text}"
         if out is None:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -132,6 +132,18 @@ def test_very_short_audio_is_transcribed_with_a_warning(tmp_path, tiny_model_dir
     assert capsys.readouterr().err == f"asrlive: warning: {wav}: {warning}\n"
 
 
+def test_txt_lines_name_their_file_when_there_are_several(tiny_model_dir, sentence_files, capsys):
+    paths, _ = sentence_files
+    one, two = str(paths[16000]), str(paths[48000])
+    alone = []
+    for p in (one, two):
+        assert main(["transcribe", "--model", str(tiny_model_dir), p]) == 0
+        alone.append(capsys.readouterr().out)
+    assert main(["transcribe", "--model", str(tiny_model_dir), one, two]) == 0
+    assert capsys.readouterr().out == f"{one}: {alone[0]}{two}: {alone[1]}"
+    assert not alone[0].startswith(one)  # one file: the text alone, as before
+
+
 def test_cli_json_srt_vtt_and_emissions(tmp_path, tiny_model_dir, tiny_model, sentence_files, capsys):
     paths, _ = sentence_files
     wav = paths[16000]
