@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from .planner import ChunkSettings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .session import LatencyStats
     from .worker import StreamStatus
 
@@ -83,7 +85,7 @@ def _cmd_rf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis_audio(args: argparse.Namespace, sample_rate: int):
+def _analysis_audio(args: argparse.Namespace, sample_rate: int) -> np.ndarray:
     import numpy as np
 
     from .audio.files import AudioFileError, read_file
@@ -398,6 +400,7 @@ def _rounded(record: dict) -> dict:
         if not isinstance(value, float):
             return value
         return round(value, 1) if key.endswith("_ms") else float(f"{value:.4g}")
+
     return {key: one(key, value) for key, value in record.items()}
 
 
