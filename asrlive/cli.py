@@ -254,11 +254,11 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     from .model import ModelLoadError, configure_torch_threads, load_model
     from .planner import ChunkPlan
 
-    configure_torch_threads(args.threads)
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
+    configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported
     return model, ChunkPlan.from_settings(model.geometry, settings)
 
 

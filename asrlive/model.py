@@ -203,8 +203,10 @@ def _hub_reachable(endpoint: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
         except OSError:
             pass
 
-    threading.Thread(target=probe, name="asrlive-hub-probe", daemon=True).start()
-    return opened.wait(timeout)
+    prober = threading.Thread(target=probe, name="asrlive-hub-probe", daemon=True)
+    prober.start()
+    prober.join(timeout)
+    return opened.is_set()
 
 
 def _check_hub(where: str) -> None:
@@ -241,6 +243,8 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
     where = str(path) if local else str(source)
     if local and is_whisper_ctc(path):
         return _load_whisper_ctc(path, device, half)
+    if not local:
+        _check_hub(where)  # before torch and transformers load: seconds the user need not wait
     import torch
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
@@ -265,8 +269,6 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
 
     if local and not (path / "config.json").exists():
         raise ModelLoadError(f"{path}: not a model folder (no config.json)")
-    if not local:
-        _check_hub(where)
     try:
         config = fetch(AutoConfig)
     except ValueError as exc:

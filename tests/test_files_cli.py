@@ -202,6 +202,7 @@ print(code, sorted(m for m in ("torch", "transformers") if m in sys.modules))
     (["transcribe", "--chunk-ms", "-5", "x.wav"], 2),
     (["transcribe", "--device", "gpu", "x.wav"], 2),
     (["live", "--left-ms", "-1"], 2),
+    (["transcribe", "--model", "nobody/no-such-model-xyz", "x.wav"], 4),  # not cached, HF_HUB_OFFLINE set
 ])
 def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
     sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 16000)
