@@ -272,3 +272,64 @@ def test_level_meter_shows_reading_and_alarms(qtbot):
     assert meter.reading.text() == "-60 dBFS"
     assert "background" not in meter.clip.styleSheet() and "#c0392b" in meter.overflow.styleSheet()
     assert meter.overflow.text() == "overflows 2"
+
+
+def _drawn_labels(axis) -> list[tuple[float, str]]:
+    """(pixel row, text) of each label the axis would paint now."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(rect.center().y(), text) for rect, _, text in texts]
+
+
+def _glyphs_overlap(axis, drawn) -> list[tuple[str, str]]:
+    """Pairs of drawn labels whose glyphs (not their line boxes) touch."""
+    from PySide6.QtGui import QFontMetricsF
+
+    m = QFontMetricsF(axis.style["tickFont"])
+    boxes = []
+    for y, text in drawn:
+        glyphs = m.tightBoundingRect(text)
+        baseline = y - m.height() / 2 + m.ascent()
+        boxes.append((baseline + glyphs.top(), baseline + glyphs.bottom(), text))
+    boxes.sort()
+    return [(a[2], b[2]) for a, b in zip(boxes, boxes[1:]) if b[0] < a[1] + 1]
+
+
+@pytest.mark.parametrize("height", [180, 300, 420, 900])
+def test_symbol_axis_labels_never_overprint(qtbot, height):
+    """At any height every drawn row label clears its neighbours; rows tall enough get every
+    label, and where they are crowded the special tokens (<s>, </s>, <unk>) give way first."""
+    import pyqtgraph as pg
+
+    from asrlive.gui.symbol_axis import SymbolAxis, is_special, symbol_label
+    from asrlive.vocab import BLANK, CHAR_VOCAB
+
+    vocab = list(CHAR_VOCAB)
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    axis = SymbolAxis()
+    plot = widget.addPlot(axisItems={"left": axis})
+    axis.set_symbols(vocab, CHAR_VOCAB[BLANK])
+    axis.setWidth(70)  # as in the app: wide enough for every label
+    plot.setYRange(-0.5, len(vocab) - 0.5, padding=0)
+    widget.resize(400, height)
+    widget.show()
+    qtbot.waitUntil(lambda: abs(axis.geometry().height() - plot.vb.height()) < 1 and plot.vb.height() > height / 2,
+                    timeout=5000)
+    drawn = _drawn_labels(axis)
+    texts = [t for _, t in drawn]
+    assert not _glyphs_overlap(axis, drawn)
+    assert "∅ blank" in texts and "|" not in texts
+    labels = [symbol_label(s, s == BLANK) for s in vocab]
+    if plot.vb.height() / len(vocab) >= 14:
+        assert texts == labels
+    # A symbol gives way only to a neighbouring symbol, never to a special token.
+    shown = {labels.index(t) for t in texts}
+    ordinary = [i for i, s in enumerate(vocab) if s == BLANK or not is_special(s)]
+    assert all(shown & {i - 2, i - 1, i + 1, i + 2} & set(ordinary) for i in ordinary if i not in shown)

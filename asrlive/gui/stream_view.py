@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBox
 
 from ..melspec import LogMel
 from ..session import LiveSession
+from .symbol_axis import SymbolAxis
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -28,12 +29,6 @@ MAX_LABELS = 150
 LABEL_GAP_PX = 11          # about one glyph: a label closer than this to the last one takes the next row
 LABEL_ROW_PX = 15
 LABEL_ROWS = 2
-
-
-def symbol_label(sym: str, blank: bool) -> str:
-    if blank:
-        return "∅ blank"
-    return {"|": "␣ (|)", " ": "␣"}.get(sym, sym)
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,8 @@ class StreamView(QWidget):
         self.layout_widget.setBackground("w")
         self.wave_plot = self.layout_widget.addPlot(row=0, col=0)
         self.mel_plot = self.layout_widget.addPlot(row=1, col=0)
-        self.heat_plot = self.layout_widget.addPlot(row=2, col=0)
+        self.symbol_axis = SymbolAxis()
+        self.heat_plot = self.layout_widget.addPlot(row=2, col=0, axisItems={"left": self.symbol_axis})
         self.blank_plot = self.layout_widget.addPlot(row=3, col=0)
         layout = self.layout_widget.ci.layout
         for row, stretch in enumerate((3, 2, 5, 2)):
@@ -185,8 +181,7 @@ class StreamView(QWidget):
         self._logmel = LogMel(g.sample_rate)
         self._mel = _GrowingRows(self._logmel.n_mels)
         self._mel_samples = 0
-        ticks = [(i, symbol_label(s, i == m.blank_id)) for i, s in enumerate(m.vocab)]
-        self.heat_plot.getAxis("left").setTicks([ticks, []])
+        self.symbol_axis.set_symbols(m.vocab, m.blank_id)
         self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
         self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
         self.heat_image.clear()
