@@ -22,3 +22,16 @@ def pick_row_labels(extents_px: Sequence[tuple[float, float]], row_px: float, or
 def _clear(extents_px: Sequence[tuple[float, float]], row_px: float, upper: int, lower: int) -> bool:
     return (upper - lower) * row_px >= extents_px[upper][1] + extents_px[lower][0] + GAP_PX
 
+
+def pack_in_rows(centres_px: Sequence[float], widths_px: Sequence[float], rows: int) -> list[int | None]:
+    """Row of each label (centred at ``centres_px``, in ascending order), the lowest where it clears
+    the label before it in that row; None where no row has room (that label is not shown)."""
+    row_end = [float("-inf")] * rows
+    out: list[int | None] = []
+    for centre, width in zip(centres_px, widths_px):
+        left = centre - width / 2
+        row = next((r for r in range(rows) if left >= row_end[r] + GAP_PX), None)
+        if row is not None:
+            row_end[row] = centre + width / 2
+        out.append(row)
+    return out

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..melspec import LogMel
 from ..session import LiveSession
-from .symbol_axis import SymbolAxis
+from .label_layout import pack_in_rows
+from .symbol_axis import SymbolAxis, symbol_label
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -26,9 +27,8 @@ MAX_WAVE_POINTS = 2400     # coarser envelope beyond this: more is invisible at 
 PATH_LEVEL = 255           # heatmap value reserved for the greedy path's cells
 LABEL_MAX_SECONDS = 20.0   # character labels only when the visible span is short enough to read
 MAX_LABELS = 150
-LABEL_GAP_PX = 11          # about one glyph: a label closer than this to the last one takes the next row
 LABEL_ROW_PX = 15
-LABEL_ROWS = 2
+LABEL_ROWS = 2             # the headroom above P(blank) = 1 holds two rows of letters
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,8 @@ class StreamView(QWidget):
         self.blank_curve.setDownsampling(auto=True, method="peak")  # about one point per pixel
         self.blank_curve.setClipToView(True)
         self._char_labels: list[pg.TextItem] = []
+        self._label_font = QFont()
+        self._label_metrics = QFontMetricsF(self._label_font)
 
         self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pin it and pause, "
                                   "drag to scrub back, double-click to follow live again.")
@@ -312,18 +314,21 @@ class StreamView(QWidget):
         changes = changes[-MAX_LABELS:]
         while len(self._char_labels) < len(changes):
             item = pg.TextItem(anchor=(0.5, 1.0), color="#b00000")
+            item.setFont(self._label_font)
             self.blank_plot.addItem(item, ignoreBounds=True)
             self._char_labels.append(item)
-        # Characters a frame or two apart would print over each other: stagger them over rows.
+        texts = [symbol_label(self.vocab[int(best[i])], False) for i in changes]
+        xs = [(f0 + i + 0.5) * self.frame_s for i in changes]
+        # Letters a frame or two apart would print over each other: each takes the lowest row
+        # where it clears its neighbour at the current scale, and is left out where none does.
         x_per_px, y_per_px = self.blank_plot.getViewBox().viewPixelSize()
-        row_last_x = [-np.inf] * LABEL_ROWS
-        for item, i in zip(self._char_labels, changes):
-            sym = self.vocab[int(best[i])]
-            item.setText("␣" if sym in ("|", " ") else sym)
-            x = (f0 + i + 0.5) * self.frame_s
-            free = [r for r in range(LABEL_ROWS) if x - row_last_x[r] >= LABEL_GAP_PX * x_per_px]
-            row = free[0] if free else min(range(LABEL_ROWS), key=row_last_x.__getitem__)
-            row_last_x[row] = x
+        widths = [self._label_metrics.horizontalAdvance(t) for t in texts]
+        rows = pack_in_rows([x / x_per_px for x in xs], widths, LABEL_ROWS)
+        for item, text, x, row in zip(self._char_labels, texts, xs, rows):
+            if row is None:
+                item.hide()
+                continue
+            item.setText(text)
             item.setPos(x, 1.03 + row * LABEL_ROW_PX * y_per_px)
             item.show()
         for item in self._char_labels[len(changes):]:
