@@ -52,6 +52,49 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     assert shown.split() == text.split()
 
 
+def _axis_specs(axis) -> tuple[list, list]:
+    """pyqtgraph's (tick marks, labels) for what the axis would paint now."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, ticks, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return ticks, texts
+
+
+def _axis_marks(axis) -> tuple[int, list[str]]:
+    """(number of tick marks, label texts) the axis would paint now."""
+    ticks, texts = _axis_specs(axis)
+    return len(ticks), [text for _, _, text in texts]
+
+
+def test_idle_view_shows_no_stand_in_data(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """Before any stream: no zone block or legend, no ticks on the empty log-mel and symbol axes,
+    an empty time axis over the visible span and a line saying how to start; then the data's."""
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.show()
+    qtbot.waitExposed(w)
+    v = w.view
+    assert not any(item.isVisible() for item in (v.zone_left, v.zone_hop, v.zone_right, v.zone_legend, v.rf_region))
+    assert v.placeholder.isVisible() and "Start a stream" in v.placeholder.toPlainText()
+    assert _axis_marks(v.mel_plot.getAxis("left")) == (0, [])
+    assert _axis_marks(v.heat_plot.getAxis("left")) == (0, [])
+    assert v.wave_plot.viewRange()[0] == pytest.approx([0.0, v.visible_seconds])
+    assert "1" in _axis_marks(v.blank_plot.getAxis("bottom"))[1]
+    for plot in (v.wave_plot, v.mel_plot, v.heat_plot, v.blank_plot):
+        assert "(x" not in plot.getAxis("left").labelString()  # no SI-prefix scale of a made-up range
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    assert not v.placeholder.isVisible()
+    assert all(item.isVisible() for item in (v.zone_left, v.zone_hop, v.zone_right, v.zone_legend, v.rf_region))
+    assert "20" in _axis_marks(v.mel_plot.getAxis("left"))[1]
+    assert "∅ blank" in _axis_marks(v.heat_plot.getAxis("left"))[1]
+
+
 def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)
@@ -298,15 +341,7 @@ def test_level_meter_shows_reading_and_alarms(qtbot):
 
 def _drawn_labels(axis) -> list[tuple[float, str]]:
     """(pixel row, text) of each label the axis would paint now."""
-    from PySide6.QtGui import QImage, QPainter
-
-    image = QImage(10, 10, QImage.Format_ARGB32)
-    painter = QPainter(image)
-    try:
-        _, _, texts = axis.generateDrawSpecs(painter)
-    finally:
-        painter.end()
-    return [(rect.center().y(), text) for rect, _, text in texts]
+    return [(rect.center().y(), text) for rect, _, text in _axis_specs(axis)[1]]
 
 
 def _glyphs_overlap(axis, drawn) -> list[tuple[str, str]]:

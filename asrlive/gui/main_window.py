@@ -78,8 +78,7 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(330)
 
-        self.view = StreamView()
-        self.view.visible_seconds = self.settings.visible_seconds
+        self.view = StreamView(visible_seconds=self.settings.visible_seconds)
         self.transcript = TranscriptView()
         self.confidence_box = QCheckBox("Confidence colours")
         self.confidence_box.setChecked(self.settings.confidence_colours)

@@ -65,10 +65,10 @@ class StreamView(QWidget):
     pausedChanged = Signal(bool)
     framePinned = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, visible_seconds: float = 10.0):
         super().__init__(parent)
         self.session: LiveSession | None = None
-        self.visible_seconds = 10.0
+        self.visible_seconds = visible_seconds
         self.paused = False
         self.selected_frame: int | None = None
         self.pinned_frame: int | None = None
@@ -136,6 +136,10 @@ class StreamView(QWidget):
         self.blank_curve.setDownsampling(auto=True, method="peak")  # about one point per pixel
         self.blank_curve.setClipToView(True)
         self._char_labels: list[pg.TextItem] = []
+        self.placeholder = pg.TextItem(anchor=(0.5, 0.5), color="#777")
+        self.placeholder.setText("Start a stream (microphone or file) to see its waveform, log-mel spectrum,\n"
+                                 "CTC posteriors per symbol and P(blank) here, on one time axis.")
+        self.heat_plot.addItem(self.placeholder, ignoreBounds=True)
         self._label_font = QFont()
         self._label_metrics = QFontMetricsF(self._label_font)
 
@@ -170,7 +174,22 @@ class StreamView(QWidget):
         self.selected_frame = None
         self.pinned_frame = None
         self.sensitivity = None
+        self.heat_image.clear()
+        self.mel_image.clear()
+        self.wave_curve.setData([], [])
+        self.blank_curve.setData([], [])
+        # Zones and labels appear with the data they describe; until then nothing stands in for it.
+        for item in (self.zone_left, self.zone_hop, self.zone_right, self.zone_legend, self.rf_region,
+                     *self._char_labels):
+            item.hide()
+        self.placeholder.setVisible(session is None)
+        self.mel_plot.getAxis("left").setTicks([[], []] if session is None else None)  # None: automatic
         if session is None:
+            self.symbol_axis.set_symbols([], 0)
+            self.mel_plot.setYRange(0, 1, padding=0)
+            self.heat_plot.setYRange(0, 1, padding=0)
+            self.wave_plot.setXRange(0, self.visible_seconds, padding=0)
+            self.placeholder.setPos(self.visible_seconds / 2, 0.5)
             return
         m = session.model
         g = m.geometry
@@ -186,8 +205,6 @@ class StreamView(QWidget):
         self.symbol_axis.set_symbols(m.vocab, m.blank_id)
         self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
         self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
-        self.heat_image.clear()
-        self.mel_image.clear()
         self._drawn_state = None
 
     @property
@@ -338,7 +355,10 @@ class StreamView(QWidget):
         worker = self.session.worker
         g = self.session.model.geometry
         rate = g.sample_rate
-        if worker is not None and worker.store.timings:
+        has_window = worker is not None and bool(worker.store.timings)
+        for item in (self.zone_left, self.zone_hop, self.zone_right, self.zone_legend):
+            item.setVisible(has_window)
+        if has_window:
             t = worker.store.timings[-1]
             frame_start = lambda f: f * g.jump / rate  # noqa: E731
             self.zone_left.setRegion((frame_start(t.first_frame), frame_start(t.commit_from)))
@@ -347,6 +367,7 @@ class StreamView(QWidget):
             self.zone_right.setRegion((frame_start(t.commit_to), end_s))
             self.zone_legend.setPos(self.wave_plot.viewRange()[0][0], 1.0)
         frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self._probs.count - 1)
+        self.rf_region.setVisible(frame >= 0)
         if frame >= 0:
             a, b = g.frame_span(frame)
             self.rf_region.setRegion((a / rate, b / rate))
