@@ -95,6 +95,21 @@ def test_idle_view_shows_no_stand_in_data(qtbot, tmp_path, sentence_wav, tiny_mo
     assert "∅ blank" in _axis_marks(v.heat_plot.getAxis("left"))[1]
 
 
+def test_time_axis_fits_a_finished_stream_shorter_than_it(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    duration = sf.info(str(path)).duration
+    assert duration < w.view.visible_seconds
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    assert w.view.wave_plot.viewRange()[0] == pytest.approx([0.0, duration], abs=0.02)
+    # Longer than the axis: the axis keeps its span and shows the end.
+    w.view.visible_seconds = 1.0
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    assert w.view.wave_plot.viewRange()[0] == pytest.approx([duration - 1.0, duration], abs=0.02)
+
+
 def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)

@@ -268,13 +268,18 @@ class StreamView(QWidget):
         """One GUI-timer tick: pull what is new and redraw the visible range."""
         if self.session is None:
             return
+        worker = self.session.worker
+        finished = worker is not None and worker.status.finished  # read first: the pull then has every frame
         self._pull()
         now = max(self._env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
         if not self.paused:
-            t1 = max(now, self.visible_seconds)
-            self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
+            if finished and 0 < now < self.visible_seconds:
+                # A stream shorter than the axis: fit the axis to it rather than leave most of it empty.
+                self.wave_plot.setXRange(0, now, padding=0)
+            else:
+                t1 = max(now, self.visible_seconds)
+                self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
         (x0, x1) = self.wave_plot.viewRange()[0]
-        worker = self.session.worker
         state = (self._probs.count, self._envelope.count, self._mel.count, round(x0, 4), round(x1, 4),
                  self.selected_frame, self.pinned_frame, id(self.sensitivity),
                  len(worker.store.timings) if worker else 0)
