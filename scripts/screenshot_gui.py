@@ -4,8 +4,8 @@
 
 `idle`: the window once the model has loaded, before any stream. `mid` (the default): a few
 sentences spoken by espeak-ng, streamed through file mode in real time, grabbed once `--at` seconds
-have been transcribed. `done`: one short sentence (about 3 s) streamed to its end. The window keeps
-its default geometry, which fills a 1600×1000 screen.
+have been transcribed. `done`: one short sentence (2.9 s with its pause) streamed to its end.
+The window keeps its default geometry, which fills a 1600×1000 screen.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main() -> int:
                 grab()
                 return
             wav = tmp / "demo.wav"
-            sf.write(wav, speech(TEXT if args.state == "mid" else TEXT[:1]), 16000)
+            sf.write(wav, speech(TEXT if args.state == "mid" else TEXT[1:2]), 16000)
             window.source_controls.set_file(str(wav))
             if args.state == "done":
                 window.source_controls.speed.setCurrentIndex(AS_FAST_AS_POSSIBLE)
