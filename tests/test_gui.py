@@ -290,6 +290,36 @@ def test_bad_model_shows_dialog_and_keeps_window(qtbot, tmp_path, tiny_model_dir
     assert w.model is not None and w.start_button.isEnabled()
 
 
+def test_default_geometry_fits_the_screen():
+    from PySide6.QtCore import QRect
+
+    from asrlive.gui.main_window import PREFERRED_SIZE, default_geometry
+
+    assert default_geometry(QRect(0, 0, 1600, 1000)) == (QRect(0, 0, 1600, 1000), True)
+    assert default_geometry(QRect(0, 0, 1366, 740)) == (QRect(0, 0, 1366, 740), True)
+    rect, maximized = default_geometry(QRect(0, 30, 2560, 1410))
+    assert not maximized and rect.size() == PREFERRED_SIZE
+    assert QRect(0, 30, 2560, 1410).contains(rect) and rect.center() == QRect(0, 30, 2560, 1410).center()
+
+
+def test_window_at_1600x1000_clips_nothing(qtbot, tmp_path, tiny_model_dir):
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtWidgets import QWidget
+
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.setWindowState(Qt.WindowNoState)
+    w.setGeometry(QRect(0, 0, 1600, 1000))
+    w.show()
+    qtbot.waitUntil(lambda: w.size().toTuple() == (1600, 1000) and w.view.isVisible(), timeout=5000)
+    assert w.side_scroll.verticalScrollBar().maximum() == 0  # every control shows without scrolling
+    inner = w.rect().adjusted(2, 2, -2, -2)  # a border drawn on the window's last pixel looks cut off
+    widgets: list[QWidget] = [w.copy_button, w.clear_button, w.save_button, w.present_button, w.confidence_box,
+                              w.start_button, w.view.follow_button, w.view.gradient_box, w.latency]
+    for widget in widgets:
+        rect = QRect(widget.mapTo(w, widget.rect().topLeft()), widget.size())
+        assert inner.contains(rect), (type(widget).__name__, rect)
+
+
 def test_settings_persist(qtbot, tmp_path, tiny_model_dir):
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     w.chunk_controls.hop.setValue(640)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
@@ -30,6 +30,22 @@ from .transcript_view import PresentationWindow, TranscriptView, char_colours
 
 FRAME_INTERVAL_MS = 33     # ~30 Hz redraw of the plots
 TEXT_EVERY_N_FRAMES = 3    # ~10 Hz for text, level and latency
+PREFERRED_SIZE = QSize(1600, 1000)
+FRAME_ROOM = QSize(40, 80)  # a window manager's title bar and borders, unknown until the window shows
+WINDOW_MARGIN_PX = 6
+
+
+def default_geometry(available: QRect) -> tuple[QRect, bool]:
+    """Where the window opens when no geometry was saved: (rect, maximized). Centred at the preferred
+    size where the screen has room for it and a frame; elsewhere the whole available area, maximized
+    so that a window manager fits its frame inside the screen too (and without one, as on a bare X
+    server, the rect alone fills the screen)."""
+    room = available.size() - FRAME_ROOM
+    if room.width() >= PREFERRED_SIZE.width() and room.height() >= PREFERRED_SIZE.height():
+        rect = QRect(QPoint(0, 0), PREFERRED_SIZE)
+        rect.moveCenter(available.center())
+        return rect, False
+    return QRect(available), True
 
 
 @dataclass
@@ -73,7 +89,7 @@ class MainWindow(QMainWindow):
                   self.level, self.latency):
             side_box.addWidget(w)
         side_box.addStretch(1)
-        scroll = QScrollArea()
+        self.side_scroll = scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(330)
@@ -102,10 +118,15 @@ class MainWindow(QMainWindow):
         splitter.addWidget(lower)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        central = QSplitter(Qt.Horizontal)
-        central.addWidget(scroll)
-        central.addWidget(splitter)
-        central.setStretchFactor(1, 1)
+        panes = QSplitter(Qt.Horizontal)
+        panes.addWidget(scroll)
+        panes.addWidget(splitter)
+        panes.setStretchFactor(1, 1)
+        central = QWidget()
+        central_box = QVBoxLayout(central)
+        # Flush against the window's edges, the buttons' outer borders were cut off.
+        central_box.setContentsMargins(WINDOW_MARGIN_PX, WINDOW_MARGIN_PX, WINDOW_MARGIN_PX, WINDOW_MARGIN_PX)
+        central_box.addWidget(panes)
         self.setCentralWidget(central)
         self.presentation = PresentationWindow(self)
 
@@ -143,7 +164,10 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1500, 950)
+            rect, maximized = default_geometry(self.screen().availableGeometry())
+            self.setGeometry(rect)
+            if maximized:
+                self.setWindowState(Qt.WindowMaximized)
         source = initial_model if initial_model is not None else (self.settings.model or None)
         self.model_controls.set_source(source)
         self.load_model(source, self.settings.compute_device)
