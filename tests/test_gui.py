@@ -368,6 +368,23 @@ def test_sensitivity_dialog_recommends(qtbot, tmp_path, sentence_wav, tiny_model
         w.sensitivity_dialog.measure.click()
     assert "Right context for 99% agreement" in w.sensitivity_dialog.status.text()
     assert len(w.sensitivity_dialog.kl_plot.listDataItems()) == 2
+    assert all(len(curve.xData) > 5 for pair in w.sensitivity_dialog.curves.values() for curve in pair)
+
+
+def test_sensitivity_legend_is_opaque_and_off_the_curves(qtbot):
+    from asrlive.gui.analysis import SensitivityDialog
+
+    dialog = SensitivityDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    legend = dialog.legend
+    assert [label.text for _, label in legend.items] == ["right context", "left context"]
+    assert legend.opts["brush"].color().alpha() == 255
+    box = legend.sceneBoundingRect()
+    assert box.width() > 50 and box.height() > 10
+    for plot in (dialog.kl_plot, dialog.agree_plot):
+        assert not box.intersects(plot.vb.sceneBoundingRect())
 
 
 def test_level_meter_shows_reading_and_alarms(qtbot):
