@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the desktop app (the default command)")
     gui.add_argument("--model", help="model folder or hub id (default: the embedded model)")
-    gui.add_argument("--file", type=Path, help="start in file mode with this audio file")
+    gui.add_argument("--file", type=Path, help="play this audio file once the model has loaded")
     gui.set_defaults(func=_cmd_gui)
     return parser
 

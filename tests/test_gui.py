@@ -173,6 +173,20 @@ def test_character_labels_follow_the_greedy_path_without_overprinting(qtbot, tmp
     assert 0 < shown[15.0] < shown[duration] < len(runs)
 
 
+def test_file_named_at_start_plays_once_the_model_has_loaded(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """`asrlive gui --file F` plays F: nothing to click once the model is in."""
+    path, _ = sentence_wav
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    store.setValue("realtime_files", False)  # as fast as possible
+    w = MainWindow(store, initial_model=str(tiny_model_dir), initial_file=path, journaling=False)
+    qtbot.addWidget(w)
+    assert w.source_controls.file.isChecked() and w.source_controls.path == str(path)
+    with qtbot.waitSignal(w.sessionFinished, timeout=60000):
+        pass
+    assert w.session.label.endswith(path.name)
+    assert w.session.worker.store.n_frames == w.model.geometry.frames(w.session.ring.written) > 0
+
+
 def test_chunk_change_while_streaming_applies_to_next_windows(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)

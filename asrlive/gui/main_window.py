@@ -61,7 +61,8 @@ class MainWindow(QMainWindow):
     sessionFinished = Signal()
 
     def __init__(self, settings_store: QSettings | None = None, initial_model: str | None = None,
-                 journaling: bool = True):
+                 journaling: bool = True, initial_file: Path | str | None = None):
+        """``initial_file`` is played as soon as the model has loaded, as one named on the command line."""
         super().__init__()
         self.journaling = journaling
         self.setWindowTitle("asrlive")
@@ -168,6 +169,9 @@ class MainWindow(QMainWindow):
             self.setGeometry(rect)
             if maximized:
                 self.setWindowState(Qt.WindowMaximized)
+        self._play_when_loaded = initial_file is not None
+        if initial_file is not None:
+            self.source_controls.set_file(str(initial_file))
         source = initial_model if initial_model is not None else (self.settings.model or None)
         self.model_controls.set_source(source)
         self.load_model(source, self.settings.compute_device)
@@ -249,8 +253,12 @@ class MainWindow(QMainWindow):
         self.settings.compute_device = self.model_controls.device.currentText()
         self.chunk_controls.set_geometry(g)
         self.start_button.setEnabled(True)
+        if self._play_when_loaded:
+            self._play_when_loaded = False
+            self.start_streaming()
 
     def _on_model_failed(self, message: str) -> None:
+        self._play_when_loaded = False  # a model loaded later by hand should not start playing unasked
         self.model_controls.set_loading(False, "model not loaded")
         self.start_button.setEnabled(self.model is not None)
         self._error(message)
