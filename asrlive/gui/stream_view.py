@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..melspec import LogMel
 from ..session import LiveSession
@@ -146,6 +146,8 @@ class StreamView(QWidget):
         self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pin it and pause, "
                                   "drag to scrub back, double-click to follow live again.")
         self.hover_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # Its one long line would otherwise set the window's minimum width, wider than a laptop screen.
+        self.hover_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.follow_button = QPushButton("Follow live")
         self.follow_button.setEnabled(False)
         self.follow_button.clicked.connect(lambda: self.set_paused(False))
