@@ -473,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     rf.set_defaults(func=_cmd_rf)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files")
-    tr.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG; any rate and channel count)")
+    tr.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG, MP3; any rate and channel count)")
     _add_model_and_plan_args(tr)
     tr.add_argument("--offline", action="store_true", help="one pass over the whole file instead of streaming")
     tr.add_argument("--realtime", action="store_true", help="feed the file at real-time pace")
@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the desktop app (the default command)")
     gui.add_argument("--model", help="model folder or hub id (default: the embedded model)")
-    gui.add_argument("--file", type=Path, help="start in file mode with this audio file")
+    gui.add_argument("--file", type=Path, help="play this audio file once the model has loaded")
     gui.set_defaults(func=_cmd_gui)
     return parser
 

@@ -1,9 +1,11 @@
-"""Screenshot of the app mid-stream, for docs/: run under a real X server (e.g. xvfb-run).
+"""Screenshots of the app for docs/: run under a real X server (e.g. xvfb-run).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot_gui.py docs/screenshot.png [--model M]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot_gui.py docs/screenshot.png [--model M] [--state idle|mid|done]
 
-Speaks a few sentences with espeak-ng, streams them through file mode in real time, and grabs the
-window once `--at` seconds have been transcribed.
+`idle`: the window once the model has loaded, before any stream. `mid` (the default): a few
+sentences spoken by espeak-ng, streamed through file mode in real time, grabbed once `--at` seconds
+have been transcribed. `done`: one short sentence (2.9 s with its pause) streamed to its end.
+The window keeps its default geometry, which fills a 1600×1000 screen.
 """
 
 from __future__ import annotations
@@ -24,48 +26,68 @@ from asrlive.synth import Voice, synthesize
 
 TEXT = ["THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG", "SPEECH RECOGNITION IN REAL TIME",
         "EVERY FRAME HAS ITS OWN RECEPTIVE FIELD"]
+GAP_SAMPLES = 8000  # half a second of silence after each sentence
+AS_FAST_AS_POSSIBLE = 3  # index in the app's speed box
+
+
+def speech(sentences: list[str]) -> np.ndarray:
+    voice = Voice("en-us", words_per_minute=150)
+    gap = np.zeros(GAP_SAMPLES, np.float32)
+    return np.concatenate([np.concatenate([synthesize(t, voice), gap]) for t in sentences]) * 0.8
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--at", type=float, default=6.0, help="seconds of audio streamed before the grab")
+    ap.add_argument("--state", choices=("idle", "mid", "done"), default="mid",
+                    help="before any stream, mid-stream, or after a short file has finished")
+    ap.add_argument("--at", type=float, default=6.0, help="mid: seconds of audio streamed before the grab")
     args = ap.parse_args()
     configure_torch_threads(1)
     app = QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        gap = np.zeros(8000, np.float32)
-        audio = np.concatenate([np.concatenate([synthesize(t, Voice("en-us", words_per_minute=150)), gap]) for t in TEXT])
-        wav = tmp / "demo.wav"
-        sf.write(wav, audio * 0.8, 16000)
-        window = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model)
-        window.resize(1600, 1000)
+        window = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model,
+                            journaling=False)
         window.confidence_box.setChecked(True)
         window.show()
-        window.source_controls.set_file(str(wav))
+
+        def grab() -> None:
+            window.on_tick()
+            app.processEvents()
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            window.grab().save(str(args.out))
+            streamed = window.session.ring.written / 16000 if window.session else 0.0
+            print(f"saved {args.out} ({args.state}, {streamed:.1f} s streamed)")
+            window.close()
+            app.quit()
 
         def start_when_loaded() -> None:
             if window.model is None:
                 QTimer.singleShot(100, start_when_loaded)
                 return
+            if args.state == "idle":
+                grab()
+                return
+            wav = tmp / "demo.wav"
+            sf.write(wav, speech(TEXT if args.state == "mid" else TEXT[1:2]), 16000)
+            window.source_controls.set_file(str(wav))
+            if args.state == "done":
+                window.source_controls.speed.setCurrentIndex(AS_FAST_AS_POSSIBLE)
+                window.sessionFinished.connect(grab)
+                window.start_streaming()
+                return
             window.start_streaming()
-            QTimer.singleShot(100, grab_when_ready)
+            QTimer.singleShot(100, grab_mid_stream)
 
-        def grab_when_ready() -> None:
+        def grab_mid_stream() -> None:
             s = window.session
             if s.ring.written < args.at * 16000 and s.running:
-                QTimer.singleShot(100, grab_when_ready)
+                QTimer.singleShot(100, grab_mid_stream)
                 return
             window.view.selected_frame = window.view.n_frames - 40
-            window.on_tick()
-            app.processEvents()
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            window.grab().save(str(args.out))
-            print(f"saved {args.out} at {s.ring.written / 16000:.1f} s streamed")
-            window.close()
-            app.quit()
+            grab()
 
         start_when_loaded()
         return app.exec()

@@ -53,6 +53,64 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     assert shown.split() == text.split()
 
 
+def _axis_specs(axis) -> tuple[list, list]:
+    """pyqtgraph's (tick marks, labels) for what the axis would paint now."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, ticks, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return ticks, texts
+
+
+def _axis_marks(axis) -> tuple[int, list[str]]:
+    """(number of tick marks, label texts) the axis would paint now."""
+    ticks, texts = _axis_specs(axis)
+    return len(ticks), [text for _, _, text in texts]
+
+
+def test_idle_view_shows_no_stand_in_data(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """Before any stream: no zone block or legend, no ticks on the empty log-mel and symbol axes,
+    an empty time axis over the visible span and a line saying how to start; then the data's."""
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.show()
+    qtbot.waitExposed(w)
+    v = w.view
+    assert not any(item.isVisible() for item in (v.zone_left, v.zone_hop, v.zone_right, v.zone_legend, v.rf_region))
+    assert v.placeholder.isVisible() and "Start a stream" in v.placeholder.toPlainText()
+    assert _axis_marks(v.mel_plot.getAxis("left")) == (0, [])
+    assert _axis_marks(v.heat_plot.getAxis("left")) == (0, [])
+    assert v.wave_plot.viewRange()[0] == pytest.approx([0.0, v.visible_seconds])
+    assert "1" in _axis_marks(v.blank_plot.getAxis("bottom"))[1]
+    for plot in (v.wave_plot, v.mel_plot, v.heat_plot, v.blank_plot):
+        assert "(x" not in plot.getAxis("left").labelString()  # no SI-prefix scale of a made-up range
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    assert not v.placeholder.isVisible()
+    assert all(item.isVisible() for item in (v.zone_left, v.zone_hop, v.zone_right, v.zone_legend, v.rf_region))
+    assert "20" in _axis_marks(v.mel_plot.getAxis("left"))[1]
+    assert "∅ blank" in _axis_marks(v.heat_plot.getAxis("left"))[1]
+
+
+def test_time_axis_fits_a_finished_stream_shorter_than_it(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    duration = sf.info(str(path)).duration
+    assert duration < w.view.visible_seconds
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    assert w.view.wave_plot.viewRange()[0] == pytest.approx([0.0, duration], abs=0.02)
+    # Longer than the axis: the axis keeps its span and shows the end.
+    w.view.visible_seconds = 1.0
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    assert w.view.wave_plot.viewRange()[0] == pytest.approx([duration - 1.0, duration], abs=0.02)
+
+
 def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)
@@ -73,25 +131,61 @@ def test_heatmap_holds_every_frame(qtbot, tmp_path, sentence_wav, tiny_model_dir
     np.testing.assert_allclose(image[mask], (probs.T * 254).astype(np.uint8)[mask], atol=1)
 
 
-def test_character_labels_follow_the_greedy_path_without_overprinting(qtbot, tmp_path, sentence_wav, tiny_model_dir):
-    from asrlive.gui.stream_view import LABEL_GAP_PX
+def _shown_char_labels(view) -> list[tuple[float, float, str]]:
+    return sorted((item.pos().x(), item.pos().y(), item.toPlainText())
+                  for item in view._char_labels if item.isVisible())
 
+
+def _overprinted_char_labels(view) -> list[tuple[str, str]]:
+    """Pairs of shown letters in one row whose glyph advances (at the current scale) touch."""
+    from PySide6.QtGui import QFontMetricsF
+
+    x_per_px = view.blank_plot.getViewBox().viewPixelSize()[0]
+    m = QFontMetricsF(view._label_font)
+    by_row: dict[float, list[tuple[float, float, str]]] = {}
+    for x, y, text in _shown_char_labels(view):
+        width = m.horizontalAdvance(text)
+        by_row.setdefault(round(y, 6), []).append((x / x_per_px - width / 2, x / x_per_px + width / 2, text))
+    return [(a[2], b[2]) for row in by_row.values() for a, b in zip(row, row[1:]) if b[0] < a[1]]
+
+
+def test_character_labels_follow_the_greedy_path_without_overprinting(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     w.show()
     stream_file(qtbot, w, path)
     w.on_tick()
-    labels = sorted((item.pos().x(), item.pos().y(), item.toPlainText())
-                    for item in w.view._char_labels if item.isVisible())
-    assert len(labels) > 10
     best = np.exp(w.session.worker.store.all_frames()).argmax(axis=1)
-    for x, _, text in labels:
-        sym = w.model.vocab[best[int(x / w.view.frame_s)]]
-        assert text == ("␣" if sym in ("|", " ") else sym)
-    x_per_px = w.view.blank_plot.getViewBox().viewPixelSize()[0]
-    close = [(a, b) for a, b in zip(labels, labels[1:]) if b[0] - a[0] < LABEL_GAP_PX * x_per_px]
-    assert close  # the random test model changes symbol every few frames
-    assert all(a[1] != b[1] for a, b in close)
+    runs = [i for i in range(len(best)) if best[i] != w.model.blank_id and (i == 0 or best[i] != best[i - 1])]
+    duration = len(best) * w.view.frame_s
+    w.view.set_paused(True)  # hold each zoom while the labels are laid out
+    shown = {}
+    for span in (duration, 0.6, 15.0):
+        w.view.wave_plot.setXRange(0, span, padding=0)
+        w.on_tick()
+        labels = _shown_char_labels(w.view)
+        assert not _overprinted_char_labels(w.view)
+        for x, _, text in labels:
+            sym = w.model.vocab[best[int(x / w.view.frame_s)]]
+            assert text == ("␣" if sym in ("|", " ") else sym)
+        shown[span] = len([x for x, _, _ in labels if x < span])
+    # Zoomed in, every run of a symbol has room for its letter; zoomed out, some give way.
+    assert shown[0.6] == len([i for i in runs if (i + 0.5) * w.view.frame_s < 0.6])
+    assert 0 < shown[15.0] < shown[duration] < len(runs)
+
+
+def test_file_named_at_start_plays_once_the_model_has_loaded(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """`asrlive gui --file F` plays F: nothing to click once the model is in."""
+    path, _ = sentence_wav
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    store.setValue("realtime_files", False)  # as fast as possible
+    w = MainWindow(store, initial_model=str(tiny_model_dir), initial_file=path, journaling=False)
+    qtbot.addWidget(w)
+    assert w.source_controls.file.isChecked() and w.source_controls.path == str(path)
+    with qtbot.waitSignal(w.sessionFinished, timeout=60000):
+        pass
+    assert w.session.label.endswith(path.name)
+    assert w.session.worker.store.n_frames == w.model.geometry.frames(w.session.ring.written) > 0
 
 
 class GatedFileSource(FileSource):
@@ -242,6 +336,37 @@ def test_bad_model_shows_dialog_and_keeps_window(qtbot, tmp_path, tiny_model_dir
     assert w.model is not None and w.start_button.isEnabled()
 
 
+def test_default_geometry_fits_the_screen():
+    from PySide6.QtCore import QRect
+
+    from asrlive.gui.main_window import PREFERRED_SIZE, default_geometry
+
+    assert default_geometry(QRect(0, 0, 1600, 1000)) == (QRect(0, 0, 1600, 1000), True)
+    assert default_geometry(QRect(0, 0, 1366, 740)) == (QRect(0, 0, 1366, 740), True)
+    rect, maximized = default_geometry(QRect(0, 30, 2560, 1410))
+    assert not maximized and rect.size() == PREFERRED_SIZE
+    assert QRect(0, 30, 2560, 1410).contains(rect) and rect.center() == QRect(0, 30, 2560, 1410).center()
+
+
+def test_window_at_1600x1000_clips_nothing(qtbot, tmp_path, tiny_model_dir):
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtWidgets import QWidget
+
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    assert w.minimumSizeHint().width() <= 1366  # a laptop screen, maximized, shows it whole too
+    w.setWindowState(Qt.WindowNoState)
+    w.setGeometry(QRect(0, 0, 1600, 1000))
+    w.show()
+    qtbot.waitUntil(lambda: w.size().toTuple() == (1600, 1000) and w.view.isVisible(), timeout=5000)
+    assert w.side_scroll.verticalScrollBar().maximum() == 0  # every control shows without scrolling
+    inner = w.rect().adjusted(2, 2, -2, -2)  # a border drawn on the window's last pixel looks cut off
+    widgets: list[QWidget] = [w.copy_button, w.clear_button, w.save_button, w.present_button, w.confidence_box,
+                              w.start_button, w.view.follow_button, w.view.gradient_box, w.latency]
+    for widget in widgets:
+        rect = QRect(widget.mapTo(w, widget.rect().topLeft()), widget.size())
+        assert inner.contains(rect), (type(widget).__name__, rect)
+
+
 def test_settings_persist(qtbot, tmp_path, tiny_model_dir):
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     w.chunk_controls.hop.setValue(640)
@@ -290,6 +415,23 @@ def test_sensitivity_dialog_recommends(qtbot, tmp_path, sentence_wav, tiny_model
         w.sensitivity_dialog.measure.click()
     assert "Right context for 99% agreement" in w.sensitivity_dialog.status.text()
     assert len(w.sensitivity_dialog.kl_plot.listDataItems()) == 2
+    assert all(len(curve.xData) > 5 for pair in w.sensitivity_dialog.curves.values() for curve in pair)
+
+
+def test_sensitivity_legend_is_opaque_and_off_the_curves(qtbot):
+    from asrlive.gui.analysis import SensitivityDialog
+
+    dialog = SensitivityDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    legend = dialog.legend
+    assert [label.text for _, label in legend.items] == ["right context", "left context"]
+    assert legend.opts["brush"].color().alpha() == 255
+    box = legend.sceneBoundingRect()
+    assert box.width() > 50 and box.height() > 10
+    for plot in (dialog.kl_plot, dialog.agree_plot):
+        assert not box.intersects(plot.vb.sceneBoundingRect())
 
 
 def test_level_meter_shows_reading_and_alarms(qtbot):
@@ -304,3 +446,56 @@ def test_level_meter_shows_reading_and_alarms(qtbot):
     assert meter.reading.text() == "-60 dBFS"
     assert "background" not in meter.clip.styleSheet() and "#c0392b" in meter.overflow.styleSheet()
     assert meter.overflow.text() == "overflows 2"
+
+
+def _drawn_labels(axis) -> list[tuple[float, str]]:
+    """(pixel row, text) of each label the axis would paint now."""
+    return [(rect.center().y(), text) for rect, _, text in _axis_specs(axis)[1]]
+
+
+def _glyphs_overlap(axis, drawn) -> list[tuple[str, str]]:
+    """Pairs of drawn labels whose glyphs (not their line boxes) touch."""
+    from PySide6.QtGui import QFontMetricsF
+
+    m = QFontMetricsF(axis.style["tickFont"])
+    boxes = []
+    for y, text in drawn:
+        glyphs = m.tightBoundingRect(text)
+        baseline = y - m.height() / 2 + m.ascent()
+        boxes.append((baseline + glyphs.top(), baseline + glyphs.bottom(), text))
+    boxes.sort()
+    return [(a[2], b[2]) for a, b in zip(boxes, boxes[1:]) if b[0] < a[1] + 1]
+
+
+@pytest.mark.parametrize("height", [180, 300, 420, 900])
+def test_symbol_axis_labels_never_overprint(qtbot, height):
+    """At any height every drawn row label clears its neighbours; rows tall enough get every
+    label, and where they are crowded the special tokens (<s>, </s>, <unk>) give way first."""
+    import pyqtgraph as pg
+
+    from asrlive.gui.symbol_axis import SymbolAxis, is_special, symbol_label
+    from asrlive.vocab import BLANK, CHAR_VOCAB
+
+    vocab = list(CHAR_VOCAB)
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    axis = SymbolAxis()
+    plot = widget.addPlot(axisItems={"left": axis})
+    axis.set_symbols(vocab, CHAR_VOCAB[BLANK])
+    axis.setWidth(70)  # as in the app: wide enough for every label
+    plot.setYRange(-0.5, len(vocab) - 0.5, padding=0)
+    widget.resize(400, height)
+    widget.show()
+    qtbot.waitUntil(lambda: abs(axis.geometry().height() - plot.vb.height()) < 1 and plot.vb.height() > height / 2,
+                    timeout=5000)
+    drawn = _drawn_labels(axis)
+    texts = [t for _, t in drawn]
+    assert not _glyphs_overlap(axis, drawn)
+    assert "∅ blank" in texts and "|" not in texts
+    labels = [symbol_label(s, s == BLANK) for s in vocab]
+    if plot.vb.height() / len(vocab) >= 14:
+        assert texts == labels
+    # A symbol gives way only to a neighbouring symbol, never to a special token.
+    shown = {labels.index(t) for t in texts}
+    ordinary = [i for i, s in enumerate(vocab) if s == BLANK or not is_special(s)]
+    assert all(shown & {i - 2, i - 1, i + 1, i + 2} & set(ordinary) for i in ordinary if i not in shown)

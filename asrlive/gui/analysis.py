@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from .. import rf_analysis as rfa
 from ..session import LiveSession
@@ -58,13 +58,23 @@ class SensitivityDialog(QDialog):
         self.resize(900, 600)
         self.plot = pg.GraphicsLayoutWidget()
         self.plot.setBackground("w")
-        self.kl_plot = self.plot.addPlot(row=0, col=0, title="mean KL(offline ‖ streamed) per frame")
+        # One legend for both plots, in a row of its own above them: inside a plot it sat on the
+        # curves, which reach every corner between them.
+        self.legend = pg.LegendItem(colCount=2, pen=pg.mkPen("#999"), brush=pg.mkBrush("w"), labelTextColor="#222")
+        self.legend.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)
+        self.plot.addItem(self.legend, row=0, col=0)
+        self.plot.ci.layout.setAlignment(self.legend, Qt.AlignRight)
+        self.kl_plot = self.plot.addPlot(row=1, col=0, title="mean KL(offline ‖ streamed) per frame")
         self.kl_plot.setLogMode(y=True)
-        self.agree_plot = self.plot.addPlot(row=1, col=0, title="greedy symbol agreement with offline (%)")
+        self.agree_plot = self.plot.addPlot(row=2, col=0, title="greedy symbol agreement with offline (%)")
         self.agree_plot.setXLink(self.kl_plot)
         self.agree_plot.setLabel("bottom", "context (ms)")
+        self.curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        for side, colour in (("right", "#c0392b"), ("left", "#1f4e79")):
+            pen = pg.mkPen(colour, width=2)
+            self.curves[side] = (self.kl_plot.plot(pen=pen), self.agree_plot.plot(pen=pen))
+            self.legend.addItem(self.curves[side][0], f"{side} context")
         for p in (self.kl_plot, self.agree_plot):
-            p.addLegend()
             p.showGrid(x=True, y=True, alpha=0.3)
         self.status = QLabel("Measures on the last seconds of the current run.")
         self.status.setWordWrap(True)
@@ -123,12 +133,11 @@ class SensitivityDialog(QDialog):
 
     def _show(self, result) -> None:
         right, left = result
-        self.kl_plot.clear()
-        self.agree_plot.clear()
-        for points, colour, name in ((right, "#c0392b", "right context"), (left, "#1f4e79", "left context")):
+        for points, side in ((right, "right"), (left, "left")):
             x = np.array([p.context_ms for p in points])
-            self.kl_plot.plot(x, np.maximum([p.mean_kl for p in points], 1e-8), pen=pg.mkPen(colour, width=2), name=name)
-            self.agree_plot.plot(x, [100 * p.agreement for p in points], pen=pg.mkPen(colour, width=2), name=name)
+            kl, agree = self.curves[side]
+            kl.setData(x, np.maximum([p.mean_kl for p in points], 1e-8))
+            agree.setData(x, [100 * p.agreement for p in points])
         rec = rfa.recommend(right, 0.99, 0.05)
         rec95 = rfa.recommend(right, 0.95, 0.2)
         self._recommended = rec if rec is not None else (rec95 or 0.0)

@@ -15,8 +15,6 @@ def run_app(model: str | None = None, audio_file: Path | None = None) -> int:
     configure_torch_threads()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("asrlive")
-    window = MainWindow(initial_model=model)
-    if audio_file is not None:
-        window.source_controls.set_file(str(audio_file))
+    window = MainWindow(initial_model=model, initial_file=audio_file)
     window.show()
     return app.exec()

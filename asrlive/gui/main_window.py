@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
@@ -30,6 +30,22 @@ from .transcript_view import PresentationWindow, TranscriptView, char_colours
 
 FRAME_INTERVAL_MS = 33     # ~30 Hz redraw of the plots
 TEXT_EVERY_N_FRAMES = 3    # ~10 Hz for text, level and latency
+PREFERRED_SIZE = QSize(1600, 1000)
+FRAME_ROOM = QSize(40, 80)  # a window manager's title bar and borders, unknown until the window shows
+WINDOW_MARGIN_PX = 6
+
+
+def default_geometry(available: QRect) -> tuple[QRect, bool]:
+    """Where the window opens when no geometry was saved: (rect, maximized). Centred at the preferred
+    size where the screen has room for it and a frame; elsewhere the whole available area, maximized
+    so that a window manager fits its frame inside the screen too (and without one, as on a bare X
+    server, the rect alone fills the screen)."""
+    room = available.size() - FRAME_ROOM
+    if room.width() >= PREFERRED_SIZE.width() and room.height() >= PREFERRED_SIZE.height():
+        rect = QRect(QPoint(0, 0), PREFERRED_SIZE)
+        rect.moveCenter(available.center())
+        return rect, False
+    return QRect(available), True
 
 
 @dataclass
@@ -45,7 +61,8 @@ class MainWindow(QMainWindow):
     sessionFinished = Signal()
 
     def __init__(self, settings_store: QSettings | None = None, initial_model: str | None = None,
-                 journaling: bool = True):
+                 journaling: bool = True, initial_file: Path | str | None = None):
+        """``initial_file`` is played as soon as the model has loaded, as one named on the command line."""
         super().__init__()
         self.journaling = journaling
         self.setWindowTitle("asrlive")
@@ -73,13 +90,12 @@ class MainWindow(QMainWindow):
                   self.level, self.latency):
             side_box.addWidget(w)
         side_box.addStretch(1)
-        scroll = QScrollArea()
+        self.side_scroll = scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(330)
 
-        self.view = StreamView()
-        self.view.visible_seconds = self.settings.visible_seconds
+        self.view = StreamView(visible_seconds=self.settings.visible_seconds)
         self.transcript = TranscriptView()
         self.confidence_box = QCheckBox("Confidence colours")
         self.confidence_box.setChecked(self.settings.confidence_colours)
@@ -103,10 +119,15 @@ class MainWindow(QMainWindow):
         splitter.addWidget(lower)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        central = QSplitter(Qt.Horizontal)
-        central.addWidget(scroll)
-        central.addWidget(splitter)
-        central.setStretchFactor(1, 1)
+        panes = QSplitter(Qt.Horizontal)
+        panes.addWidget(scroll)
+        panes.addWidget(splitter)
+        panes.setStretchFactor(1, 1)
+        central = QWidget()
+        central_box = QVBoxLayout(central)
+        # Flush against the window's edges, the buttons' outer borders were cut off.
+        central_box.setContentsMargins(WINDOW_MARGIN_PX, WINDOW_MARGIN_PX, WINDOW_MARGIN_PX, WINDOW_MARGIN_PX)
+        central_box.addWidget(panes)
         self.setCentralWidget(central)
         self.presentation = PresentationWindow(self)
 
@@ -144,7 +165,13 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1500, 950)
+            rect, maximized = default_geometry(self.screen().availableGeometry())
+            self.setGeometry(rect)
+            if maximized:
+                self.setWindowState(Qt.WindowMaximized)
+        self._play_when_loaded = initial_file is not None
+        if initial_file is not None:
+            self.source_controls.set_file(str(initial_file))
         source = initial_model if initial_model is not None else (self.settings.model or None)
         self.model_controls.set_source(source)
         self.load_model(source, self.settings.compute_device)
@@ -226,8 +253,12 @@ class MainWindow(QMainWindow):
         self.settings.compute_device = self.model_controls.device.currentText()
         self.chunk_controls.set_geometry(g)
         self.start_button.setEnabled(True)
+        if self._play_when_loaded:
+            self._play_when_loaded = False
+            self.start_streaming()
 
     def _on_model_failed(self, message: str) -> None:
+        self._play_when_loaded = False  # a model loaded later by hand should not start playing unasked
         self.model_controls.set_loading(False, "model not loaded")
         self.start_button.setEnabled(self.model is not None)
         self._error(message)

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFont, QFontMetricsF
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..melspec import LogMel
 from ..session import LiveSession
+from .label_layout import pack_in_rows
+from .symbol_axis import SymbolAxis, symbol_label
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -25,15 +27,8 @@ MAX_WAVE_POINTS = 2400     # coarser envelope beyond this: more is invisible at 
 PATH_LEVEL = 255           # heatmap value reserved for the greedy path's cells
 LABEL_MAX_SECONDS = 20.0   # character labels only when the visible span is short enough to read
 MAX_LABELS = 150
-LABEL_GAP_PX = 11          # about one glyph: a label closer than this to the last one takes the next row
 LABEL_ROW_PX = 15
-LABEL_ROWS = 2
-
-
-def symbol_label(sym: str, blank: bool) -> str:
-    if blank:
-        return "∅ blank"
-    return {"|": "␣ (|)", " ": "␣"}.get(sym, sym)
+LABEL_ROWS = 2             # the headroom above P(blank) = 1 holds two rows of letters
 
 
 @dataclass(frozen=True)
@@ -70,10 +65,10 @@ class StreamView(QWidget):
     pausedChanged = Signal(bool)
     framePinned = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, visible_seconds: float = 10.0):
         super().__init__(parent)
         self.session: LiveSession | None = None
-        self.visible_seconds = 10.0
+        self.visible_seconds = visible_seconds
         self.paused = False
         self.selected_frame: int | None = None
         self.pinned_frame: int | None = None
@@ -86,7 +81,8 @@ class StreamView(QWidget):
         self.layout_widget.setBackground("w")
         self.wave_plot = self.layout_widget.addPlot(row=0, col=0)
         self.mel_plot = self.layout_widget.addPlot(row=1, col=0)
-        self.heat_plot = self.layout_widget.addPlot(row=2, col=0)
+        self.symbol_axis = SymbolAxis()
+        self.heat_plot = self.layout_widget.addPlot(row=2, col=0, axisItems={"left": self.symbol_axis})
         self.blank_plot = self.layout_widget.addPlot(row=3, col=0)
         layout = self.layout_widget.ci.layout
         for row, stretch in enumerate((3, 2, 5, 2)):
@@ -140,10 +136,18 @@ class StreamView(QWidget):
         self.blank_curve.setDownsampling(auto=True, method="peak")  # about one point per pixel
         self.blank_curve.setClipToView(True)
         self._char_labels: list[pg.TextItem] = []
+        self.placeholder = pg.TextItem(anchor=(0.5, 0.5), color="#777")
+        self.placeholder.setText("Start a stream (microphone or file) to see its waveform, log-mel spectrum,\n"
+                                 "CTC posteriors per symbol and P(blank) here, on one time axis.")
+        self.heat_plot.addItem(self.placeholder, ignoreBounds=True)
+        self._label_font = QFont()
+        self._label_metrics = QFontMetricsF(self._label_font)
 
         self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pin it and pause, "
                                   "drag to scrub back, double-click to follow live again.")
         self.hover_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # Its one long line would otherwise set the window's minimum width, wider than a laptop screen.
+        self.hover_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.follow_button = QPushButton("Follow live")
         self.follow_button.setEnabled(False)
         self.follow_button.clicked.connect(lambda: self.set_paused(False))
@@ -172,7 +176,22 @@ class StreamView(QWidget):
         self.selected_frame = None
         self.pinned_frame = None
         self.sensitivity = None
+        self.heat_image.clear()
+        self.mel_image.clear()
+        self.wave_curve.setData([], [])
+        self.blank_curve.setData([], [])
+        # Zones and labels appear with the data they describe; until then nothing stands in for it.
+        for item in (self.zone_left, self.zone_hop, self.zone_right, self.zone_legend, self.rf_region,
+                     *self._char_labels):
+            item.hide()
+        self.placeholder.setVisible(session is None)
+        self.mel_plot.getAxis("left").setTicks([[], []] if session is None else None)  # None: automatic
         if session is None:
+            self.symbol_axis.set_symbols([], 0)
+            self.mel_plot.setYRange(0, 1, padding=0)
+            self.heat_plot.setYRange(0, 1, padding=0)
+            self.wave_plot.setXRange(0, self.visible_seconds, padding=0)
+            self.placeholder.setPos(self.visible_seconds / 2, 0.5)
             return
         m = session.model
         g = m.geometry
@@ -185,12 +204,9 @@ class StreamView(QWidget):
         self._logmel = LogMel(g.sample_rate)
         self._mel = _GrowingRows(self._logmel.n_mels)
         self._mel_samples = 0
-        ticks = [(i, symbol_label(s, i == m.blank_id)) for i, s in enumerate(m.vocab)]
-        self.heat_plot.getAxis("left").setTicks([ticks, []])
+        self.symbol_axis.set_symbols(m.vocab, m.blank_id)
         self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
         self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
-        self.heat_image.clear()
-        self.mel_image.clear()
         self._drawn_state = None
 
     @property
@@ -254,13 +270,18 @@ class StreamView(QWidget):
         """One GUI-timer tick: pull what is new and redraw the visible range."""
         if self.session is None:
             return
+        worker = self.session.worker
+        finished = worker is not None and worker.status.finished  # read first: the pull then has every frame
         self._pull()
         now = max(self._env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
         if not self.paused:
-            t1 = max(now, self.visible_seconds)
-            self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
+            if finished and 0 < now < self.visible_seconds:
+                # A stream shorter than the axis: fit the axis to it rather than leave most of it empty.
+                self.wave_plot.setXRange(0, now, padding=0)
+            else:
+                t1 = max(now, self.visible_seconds)
+                self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
         (x0, x1) = self.wave_plot.viewRange()[0]
-        worker = self.session.worker
         state = (self._probs.count, self._envelope.count, self._mel.count, round(x0, 4), round(x1, 4),
                  self.selected_frame, self.pinned_frame, id(self.sensitivity),
                  len(worker.store.timings) if worker else 0)
@@ -317,18 +338,21 @@ class StreamView(QWidget):
         changes = changes[-MAX_LABELS:]
         while len(self._char_labels) < len(changes):
             item = pg.TextItem(anchor=(0.5, 1.0), color="#b00000")
+            item.setFont(self._label_font)
             self.blank_plot.addItem(item, ignoreBounds=True)
             self._char_labels.append(item)
-        # Characters a frame or two apart would print over each other: stagger them over rows.
+        texts = [symbol_label(self.vocab[int(best[i])], False) for i in changes]
+        xs = [(f0 + i + 0.5) * self.frame_s for i in changes]
+        # Letters a frame or two apart would print over each other: each takes the lowest row
+        # where it clears its neighbour at the current scale, and is left out where none does.
         x_per_px, y_per_px = self.blank_plot.getViewBox().viewPixelSize()
-        row_last_x = [-np.inf] * LABEL_ROWS
-        for item, i in zip(self._char_labels, changes):
-            sym = self.vocab[int(best[i])]
-            item.setText("␣" if sym in ("|", " ") else sym)
-            x = (f0 + i + 0.5) * self.frame_s
-            free = [r for r in range(LABEL_ROWS) if x - row_last_x[r] >= LABEL_GAP_PX * x_per_px]
-            row = free[0] if free else min(range(LABEL_ROWS), key=row_last_x.__getitem__)
-            row_last_x[row] = x
+        widths = [self._label_metrics.horizontalAdvance(t) for t in texts]
+        rows = pack_in_rows([x / x_per_px for x in xs], widths, LABEL_ROWS)
+        for item, text, x, row in zip(self._char_labels, texts, xs, rows):
+            if row is None:
+                item.hide()
+                continue
+            item.setText(text)
             item.setPos(x, 1.03 + row * LABEL_ROW_PX * y_per_px)
             item.show()
         for item in self._char_labels[len(changes):]:
@@ -338,7 +362,10 @@ class StreamView(QWidget):
         worker = self.session.worker
         g = self.session.model.geometry
         rate = g.sample_rate
-        if worker is not None and worker.store.timings:
+        has_window = worker is not None and bool(worker.store.timings)
+        for item in (self.zone_left, self.zone_hop, self.zone_right, self.zone_legend):
+            item.setVisible(has_window)
+        if has_window:
             t = worker.store.timings[-1]
             frame_start = lambda f: f * g.jump / rate  # noqa: E731
             self.zone_left.setRegion((frame_start(t.first_frame), frame_start(t.commit_from)))
@@ -347,6 +374,7 @@ class StreamView(QWidget):
             self.zone_right.setRegion((frame_start(t.commit_to), end_s))
             self.zone_legend.setPos(self.wave_plot.viewRange()[0][0], 1.0)
         frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self._probs.count - 1)
+        self.rf_region.setVisible(frame >= 0)
         if frame >= 0:
             a, b = g.frame_span(frame)
             self.rf_region.setRegion((a / rate, b / rate))
