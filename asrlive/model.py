@@ -217,7 +217,7 @@ def _check_hub(where: str) -> None:
     if isinstance(try_to_load_from_cache(where, "config.json"), str):
         return
     if constants.HF_HUB_OFFLINE:
-        raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub is off (HF_HUB_OFFLINE is set)")
+        raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub is off (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set)")
     if not _hub_reachable(constants.ENDPOINT):
         raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub "
                              f"({constants.ENDPOINT}) cannot be reached")

@@ -243,7 +243,7 @@ def test_uncached_hub_id_without_network_fails_in_one_line(tmp_path):
     with socket.socket() as closed:  # bound, never listening: connections to it are refused
         closed.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        env = _env_with_repo(HF_HUB_OFFLINE=None, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"),
+        env = _env_with_repo(HF_HUB_OFFLINE=None, TRANSFORMERS_OFFLINE=None, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"),
                              HTTP_PROXY=None, HTTPS_PROXY=None, http_proxy=None, https_proxy=None)
         done = subprocess.run([sys.executable, "-m", "asrlive", "transcribe", "--model", "nobody/no-such-model-xyz",
                                str(wav)], env=env, capture_output=True, text=True, timeout=300)
