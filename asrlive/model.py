@@ -1,6 +1,6 @@
 """Loading a CTC model and running it: Hugging Face CTC models (wav2vec2, HuBERT, WavLM,
-data2vec-audio; the embedded default is one) and asrlive's own Whisper-encoder CTC folders
-(``asrlive.whisper_ctc``).
+data2vec-audio) and asrlive's own Whisper-encoder CTC folders (``asrlive.whisper_ctc``; the
+embedded default is one).
 
 Hugging Face models, from a local folder or a hub id, go through the Auto classes. Weights load
 from safetensors when the model has them, remote code never runs, and the network is touched
@@ -20,7 +20,7 @@ import numpy as np
 from .geometry import Geometry
 from .whisper_ctc_folder import is_whisper_ctc, read_config
 
-EMBEDDED_MODEL_NAME = "asrlive-tiny-en"
+EMBEDDED_MODEL_NAME = "asrlive-whisper-base-ctc"
 
 
 class ModelLoadError(RuntimeError):

@@ -15,9 +15,9 @@ from asrlive.metrics import cer
 from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences
 
-# The shipped model measures 8.2 % on 200 held-out utterances (models/README.md) and 5.1 % on
-# these six; tighten this as it trains.
-HELDOUT_CER_LIMIT = 0.08
+# The shipped model measures 19.3 % on 200 held-out espeak-ng utterances
+# (models/asrlive-whisper-base-ctc/README.md) and 17.5 % on these six; tighten this as it trains.
+HELDOUT_CER_LIMIT = 0.22
 
 
 def test_cli_transcribes_heldout_speech(tmp_path, embedded_model):
