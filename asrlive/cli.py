@@ -364,16 +364,16 @@ def _cmd_live(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), EXIT_DEVICE) from exc
     print(f"asrlive: listening on '{session.label}' with {Path(model.name).name or model.name}; "
           f"latency {plan.latency_ms:.0f} ms (Ctrl+C stops)", file=sys.stderr, flush=True)
-    printed, seen = "", 0
+    printed, seen = 0, 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
         while True:
             status = session.worker.wait_update(seen, timeout=0.25)
             seen = status.windows
-            if len(status.committed_text) > len(printed):
-                sys.stdout.write(status.committed_text[len(printed):])
+            if status.n_chars > printed:
+                sys.stdout.write(status.new_text(printed))
                 sys.stdout.flush()
-                printed = status.committed_text
+                printed = status.n_chars
             if status.finished:
                 break
             if session.error or (deadline is not None and time.monotonic() >= deadline):
@@ -382,7 +382,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         session.stop()
         session.wait()
     final = session.worker.status
-    sys.stdout.write(final.committed_text[len(printed):] + "\n")
+    sys.stdout.write(final.new_text(printed) + "\n")
     sys.stdout.flush()
     code = 0
     if session.error:

@@ -1,13 +1,24 @@
-"""Greedy CTC decoding over stitched emissions, incremental across windows.
+"""CTC decoding over stitched emissions, incremental across windows, into an append-only log.
 
-The state carried between calls (the last frame's symbol and the open word) is what makes a
-repeat or a blank that straddles a window boundary collapse exactly as it would offline.
+The contract every decoder keeps: committed text only grows. Characters, once committed, are
+appended to a ``CommittedLog`` and never removed or changed (a character's confidence may still
+rise while its run of frames continues); a decoder that changes its mind does so only in the
+tentative text, which is replaced on every window. The journal, the transcript view, the CLI's
+live printing and the exports all rely on this and read the log by position.
+
+Every call that runs per window costs the new frames, never the transcript so far: the log is
+appended to, and readers keep their own cursors into it.
+
+The greedy decoder's state carried between calls (the last frame's symbol and the open word) is
+what makes a repeat or a blank that straddles a window boundary collapse exactly as offline.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -17,34 +28,12 @@ import numpy as np
 PAUSE_ENDS_WORD_S = 0.5
 
 
-@dataclass
+@dataclass(frozen=True)
 class Char:
     symbol: str
     frame: int        # first frame of its run
     last_frame: int   # last frame of its run
     prob: float       # highest posterior within its run
-
-
-@dataclass
-class Word:
-    chars: list[Char] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(c.symbol for c in self.chars)
-
-    @property
-    def start_frame(self) -> int:
-        return self.chars[0].frame
-
-    @property
-    def end_frame(self) -> int:
-        """Exclusive."""
-        return self.chars[-1].last_frame + 1
-
-    @property
-    def confidence(self) -> float:
-        return float(np.mean([c.prob for c in self.chars]))
 
 
 @dataclass(frozen=True)
@@ -58,6 +47,63 @@ class TimedWord:
         return {"word": self.text, "start": round(self.start, 3), "end": round(self.end, 3),
                 "confidence": round(self.confidence, 4)}
 
+    def shifted(self, seconds: float) -> "TimedWord":
+        return TimedWord(self.text, self.start + seconds, self.end + seconds, self.confidence)
+
+
+class CommittedLog:
+    """Committed characters and closed words, append-only. ``pieces[i]`` is the text that character
+    i adds: its symbol, after a space when it starts a word that follows another, so the committed
+    text is ``"".join(pieces)``. Only the last character is ever replaced (by a longer run of the
+    same symbol); readers on other threads read by the counts a snapshot gives them."""
+
+    def __init__(self, frame_seconds: float):
+        self.frame_seconds = frame_seconds
+        self.chars: list[Char] = []
+        self.pieces: list[str] = []
+        self.words: list[TimedWord] = []   # closed words; the open one is chars[open_from:]
+        self.word_starts: list[int] = []   # each closed word's first character
+
+    def text(self, start: int = 0, end: int | None = None) -> str:
+        """Committed text of characters [start, end)."""
+        return "".join(self.pieces[start:end])
+
+    def word_of(self, first: int, end: int) -> TimedWord:
+        chars = self.chars[first:end]
+        fs = self.frame_seconds
+        return TimedWord("".join(c.symbol for c in chars), chars[0].frame * fs, (chars[-1].last_frame + 1) * fs,
+                         float(np.mean([c.prob for c in chars])))
+
+
+@dataclass(frozen=True)
+class LogCursor:
+    """How much of a ``CommittedLog`` one moment covers: characters [0, n_chars), closed words
+    [0, n_words), and the open word from ``open_from`` (None when no word is open)."""
+
+    n_chars: int = 0
+    n_words: int = 0
+    open_from: int | None = None
+    last_char: Char | None = None  # chars[n_chars - 1] as it was at that moment
+
+
+class CTCDecoder(Protocol):
+    """What the worker needs of a decoder."""
+
+    log: CommittedLog
+
+    @property
+    def next_frame(self) -> int: ...
+
+    def feed(self, first_frame: int, log_probs: np.ndarray) -> None: ...
+
+    def skip_to(self, frame: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def preview(self, log_probs: np.ndarray) -> str: ...
+
+    def cursor(self) -> LogCursor: ...
+
 
 class GreedyCTCDecoder:
     def __init__(self, vocab: list[str], blank_id: int, word_delimiter: str | None, frame_seconds: float):
@@ -69,78 +115,131 @@ class GreedyCTCDecoder:
         self._delimiter_ids = {i for i, s in enumerate(vocab) if s in delimiters}
         # <s>, </s>, <unk> and friends: never part of the text, but they do break a repeat.
         self._silent_ids = {i for i, s in enumerate(vocab) if s.startswith("<") and s.endswith(">") and len(s) > 2}
+        self._no_text_ids = self._delimiter_ids | self._silent_ids | {blank_id}
+        self.log = CommittedLog(frame_seconds)
         self._prev: int | None = None
+        self._open_from: int | None = None
         self._next_frame = 0
-        self.words: list[Word] = []
-        self._open = Word()
 
     @property
     def next_frame(self) -> int:
         return self._next_frame
 
-    def _step(self, state: tuple[int | None, Word, list[Word]], frame: int, row: np.ndarray) -> tuple[int | None, Word]:
-        prev, open_word, closed = state
-        if not np.all(np.isfinite(row)):
-            # A gap (skipped audio): a word cannot span it.
-            if open_word.chars:
-                closed.append(open_word)
-            return None, Word()
-        idx = int(np.argmax(row))
-        prob = math.exp(float(row[idx]))
-        if idx == prev:
-            if open_word.chars and idx not in self._delimiter_ids | self._silent_ids | {self.blank_id}:
-                ch = open_word.chars[-1]
-                ch.last_frame = frame
-                ch.prob = max(ch.prob, prob)
-            return prev, open_word
+    def _close_word(self) -> None:
+        if self._open_from is not None:
+            self.log.words.append(self.log.word_of(self._open_from, len(self.log.chars)))
+            self.log.word_starts.append(self._open_from)
+            self._open_from = None
+
+    def _step(self, frame: int, idx: int, prob: float) -> None:
+        """One frame whose best symbol is ``idx`` (-1: a gap, skipped audio, that no word spans)."""
+        log = self.log
+        if idx < 0:
+            self._close_word()
+            self._prev = None
+            return
+        if idx == self._prev:
+            if self._open_from is not None and idx not in self._no_text_ids:
+                last = log.chars[-1]
+                log.chars[-1] = Char(last.symbol, last.frame, frame, max(last.prob, prob))
+            return
+        self._prev = idx
         if idx in self._delimiter_ids:
-            if open_word.chars:
-                closed.append(open_word)
-                open_word = Word()
-        elif idx != self.blank_id and idx not in self._silent_ids:
-            if open_word.chars and frame - open_word.chars[-1].last_frame > self._pause_frames:
-                closed.append(open_word)
-                open_word = Word()
-            open_word.chars.append(Char(self.vocab[idx], frame, frame, prob))
-        return idx, open_word
+            self._close_word()
+        elif idx not in self._no_text_ids:
+            if self._open_from is not None and frame - log.chars[-1].last_frame > self._pause_frames:
+                self._close_word()
+            symbol = self.vocab[idx]
+            if self._open_from is None:
+                self._open_from = len(log.chars)
+                piece = " " + symbol if log.chars else symbol
+            else:
+                piece = symbol
+            log.chars.append(Char(symbol, frame, frame, prob))
+            log.pieces.append(piece)
+
+    @staticmethod
+    def _best(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best symbol per row (-1 for a row with NaN: a gap) and its posterior."""
+        finite = np.isfinite(log_probs).all(axis=1) if len(log_probs) else np.zeros(0, bool)
+        idx = np.where(finite, np.argmax(np.nan_to_num(log_probs, nan=-np.inf), axis=1), -1)
+        best = np.take_along_axis(log_probs, np.maximum(idx, 0)[:, None], axis=1)[:, 0] if len(idx) else idx
+        return idx, best
 
     def feed(self, first_frame: int, log_probs: np.ndarray) -> None:
         """Commit frames [first_frame, first_frame + len(log_probs)); must follow on from the last."""
         if first_frame != self._next_frame:
             raise ValueError(f"decoder expected frame {self._next_frame}, got {first_frame}")
-        prev, open_word = self._prev, self._open
-        for i, row in enumerate(log_probs):
-            prev, open_word = self._step((prev, open_word, self.words), first_frame + i, row)
-        self._prev, self._open = prev, open_word
+        idx, best = self._best(log_probs)
+        for i, (k, lp) in enumerate(zip(idx.tolist(), best.tolist())):
+            self._step(first_frame + i, k, math.exp(lp) if k >= 0 else 0.0)
         self._next_frame = first_frame + len(log_probs)
 
     def skip_to(self, frame: int) -> None:
         """Skipped audio up to ``frame``: close the open word, as a NaN row would."""
         if frame > self._next_frame:
-            self._prev, self._open = self._step((self._prev, self._open, self.words), frame,
-                                                np.full(len(self.vocab), np.nan))
+            self._step(frame, -1, 0.0)
             self._next_frame = frame
+
+    def finish(self) -> None:
+        """The stream ended: the open word is closed."""
+        self._close_word()
 
     def preview(self, log_probs: np.ndarray) -> str:
         """Text that the frames right after the committed ones would add (tentative), without
         committing them. Committed text is always a prefix of committed + tentative."""
-        closed = list(self.words)
-        open_copy = Word([Char(c.symbol, c.frame, c.last_frame, c.prob) for c in self._open.chars])
-        prev = self._prev
-        for i, row in enumerate(log_probs):
-            prev, open_copy = self._step((prev, open_copy, closed), self._next_frame + i, row)
-        full = " ".join([w.text for w in closed] + ([open_copy.text] if open_copy.chars else []))
-        return full[len(self.committed_text()):]
+        prev, open_word = self._prev, self._open_from is not None
+        last_frame = self.log.chars[-1].last_frame if open_word else 0
+        have_text = bool(self.log.chars)
+        out = []
+        idx, _ = self._best(log_probs)
+        for i, k in enumerate(idx.tolist()):
+            frame = self._next_frame + i
+            if k < 0:
+                prev, open_word = None, False
+                continue
+            if k == prev:
+                if open_word and k not in self._no_text_ids:
+                    last_frame = frame
+                continue
+            prev = k
+            if k in self._delimiter_ids:
+                open_word = False
+            elif k not in self._no_text_ids:
+                if open_word and frame - last_frame > self._pause_frames:
+                    open_word = False
+                out.append(self.vocab[k] if open_word else (" " + self.vocab[k] if have_text else self.vocab[k]))
+                open_word, have_text, last_frame = True, True, frame
+        return "".join(out)
 
+    def cursor(self) -> LogCursor:
+        chars = self.log.chars
+        return LogCursor(len(chars), len(self.log.words), self._open_from, chars[-1] if chars else None)
+
+    # -- whole-transcript reads: O(transcript), for the end of a stream and for tests ------------
     def committed_text(self) -> str:
-        parts = [w.text for w in self.words] + ([self._open.text] if self._open.chars else [])
-        return " ".join(parts)
+        return self.log.text()
 
     def timed_words(self, include_open: bool = True) -> list[TimedWord]:
-        words = self.words + ([self._open] if include_open and self._open.chars else [])
-        fs = self.frame_seconds
-        return [TimedWord(w.text, w.start_frame * fs, w.end_frame * fs, w.confidence) for w in words]
+        return words_at(self.log, self.cursor()) if include_open else list(self.log.words)
 
     def committed_chars(self) -> list[Char]:
         """Committed characters in order, with their posteriors (for confidence colouring)."""
-        return [c for w in self.words for c in w.chars] + list(self._open.chars)
+        return list(self.log.chars)
+
+
+def words_at(log: CommittedLog, cursor: LogCursor, from_char: int = 0) -> list[TimedWord]:
+    """Every word as of ``cursor``, the open one included; from character ``from_char`` on, a
+    word cut by it kept as the fragment that follows (what the text shows after a Clear)."""
+    k = max(0, bisect_right(log.word_starts, from_char, 0, cursor.n_words) - 1)
+    words = []
+    for i in range(k, cursor.n_words):
+        start = log.word_starts[i]
+        end = log.word_starts[i + 1] if i + 1 < cursor.n_words else (
+            cursor.open_from if cursor.open_from is not None else cursor.n_chars)
+        if end <= from_char:
+            continue
+        words.append(log.words[i] if start >= from_char else log.word_of(from_char, end))
+    if cursor.open_from is not None and cursor.n_chars > max(cursor.open_from, from_char):
+        words.append(log.word_of(max(cursor.open_from, from_char), cursor.n_chars))
+    return words

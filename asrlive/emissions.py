@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
+from itertools import islice
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +21,10 @@ class WindowTiming:
     end_frame: int
     audio_ready: float   # when the window's last sample was in the ring
     hop_ready: float     # when the last committed frame's samples were in the ring
+    began: float         # the worker started on the window (reading the ring)
     started: float       # model call began
     finished: float      # model call ended
+    decoded: float       # decoded and stored, ready to publish
 
     @property
     def queue_wait(self) -> float:
@@ -31,67 +35,100 @@ class WindowTiming:
         return self.finished - self.started
 
     @property
+    def outside_model(self) -> float:
+        """The worker's own cost of the window: reading the ring, decoding, storing."""
+        return (self.started - self.began) + (self.decoded - self.finished)
+
+    @property
     def right_context_wait(self) -> float:
         return max(0.0, self.audio_ready - self.hop_ready)
 
 
 class EmissionStore:
     """Committed frames (rows of log-probs) appended in order; skipped audio leaves NaN rows so
-    the row index stays the absolute frame index. The tentative frames of the latest window are
-    kept apart and replaced on every window. Safe to read from another thread via ``snapshot``."""
+    the row index stays the absolute frame index. Rows live in fixed-size blocks, so appending
+    never copies what is already stored, and a live session keeps only the newest ``keep_frames``
+    rows (older blocks are dropped whole; the transcript is kept by the decoder's log, not here)
+    and the newest ``keep_windows`` timings. Safe to read from another thread."""
 
-    def __init__(self, vocab_size: int, initial_frames: int = 4096):
+    BLOCK_FRAMES = 4096
+
+    def __init__(self, vocab_size: int, keep_frames: int | None = None, keep_windows: int | None = None):
         self.vocab_size = vocab_size
-        self._rows = np.full((initial_frames, vocab_size), np.nan, np.float32)
+        self.keep_frames = keep_frames
+        self._blocks: list[np.ndarray] = []
+        self._first_block = 0  # absolute index of _blocks[0]
         self._count = 0
-        self._tentative = np.zeros((0, vocab_size), np.float32)
-        self._tentative_from = 0
         self.skipped_frames = 0
-        self.timings: list[WindowTiming] = []
+        self.timings: deque[WindowTiming] = deque(maxlen=keep_windows)
+        self.n_windows = 0
         self._lock = threading.Lock()
 
     @property
     def n_frames(self) -> int:
         return self._count
 
-    def _grow(self, need: int) -> None:
-        if need <= len(self._rows):
+    @property
+    def oldest_frame(self) -> int:
+        """The first frame still held."""
+        return min(self._count, self._first_block * self.BLOCK_FRAMES)
+
+    def _write(self, first_frame: int, rows: np.ndarray) -> None:
+        b = self.BLOCK_FRAMES
+        end = first_frame + len(rows)
+        while (self._first_block + len(self._blocks)) * b < end:
+            self._blocks.append(np.full((b, self.vocab_size), np.nan, np.float32))
+        pos = first_frame
+        while pos < end:
+            block, offset = divmod(pos, b)
+            n = min(b - offset, end - pos)
+            self._blocks[block - self._first_block][offset:offset + n] = rows[pos - first_frame:pos - first_frame + n]
+            pos += n
+
+    def _drop_old(self) -> None:
+        if self.keep_frames is None:
             return
-        bigger = np.full((max(need, 2 * len(self._rows)), self.vocab_size), np.nan, np.float32)
-        bigger[: self._count] = self._rows[: self._count]
-        self._rows = bigger
+        keep_from_block = max(0, self._count - self.keep_frames) // self.BLOCK_FRAMES
+        while self._first_block < keep_from_block and self._blocks:
+            self._blocks.pop(0)
+            self._first_block += 1
 
     def commit(self, first_frame: int, log_probs: np.ndarray) -> None:
         """Append rows for absolute frames [first_frame, first_frame + len(log_probs))."""
         with self._lock:
             if first_frame < self._count:
                 raise ValueError(f"frame {first_frame} committed twice (store holds {self._count})")
-            end = first_frame + len(log_probs)
-            self._grow(end)
-            if first_frame > self._count:
-                self.skipped_frames += first_frame - self._count
-                self._rows[self._count:first_frame] = np.nan
-            self._rows[first_frame:end] = log_probs
-            self._count = end
-
-    def set_tentative(self, first_frame: int, log_probs: np.ndarray) -> None:
-        with self._lock:
-            self._tentative_from = first_frame
-            self._tentative = np.array(log_probs, dtype=np.float32, copy=True)
+            # Skipped frames stay NaN: new blocks start as NaN.
+            self.skipped_frames += first_frame - self._count
+            self._write(first_frame, log_probs)
+            self._count = first_frame + len(log_probs)
+            self._drop_old()
 
     def add_timing(self, timing: WindowTiming) -> None:
         with self._lock:
             self.timings.append(timing)
+            self.n_windows += 1
+
+    def recent_timings(self, n: int) -> list[WindowTiming]:
+        with self._lock:
+            return list(islice(reversed(self.timings), n))[::-1]
 
     def committed(self, start: int = 0, end: int | None = None) -> np.ndarray:
-        """A copy of committed rows [start, end)."""
+        """A copy of committed rows [start, end); ``start`` must not be older than ``oldest_frame``."""
         with self._lock:
             end = self._count if end is None else min(end, self._count)
-            return self._rows[start:end].copy()
-
-    def tentative(self) -> tuple[int, np.ndarray]:
-        with self._lock:
-            return self._tentative_from, self._tentative.copy()
+            if start < self.oldest_frame:
+                raise ValueError(f"frame {start} was dropped (the store keeps frames from {self.oldest_frame})")
+            out = np.empty((max(0, end - start), self.vocab_size), np.float32)
+            b = self.BLOCK_FRAMES
+            pos = start
+            while pos < end:
+                block, offset = divmod(pos, b)
+                n = min(b - offset, end - pos)
+                out[pos - start:pos - start + n] = self._blocks[block - self._first_block][offset:offset + n]
+                pos += n
+            return out
 
     def all_frames(self) -> np.ndarray:
-        return self.committed()
+        """Every row still held (all of them unless ``keep_frames`` dropped the oldest)."""
+        return self.committed(self.oldest_frame)

@@ -40,18 +40,16 @@ class TranscriptJournal:
         self.path = self.folder / f"{stamp}-{os.getpid()}-{id(self) & 0xffff:04x}.jsonl"
         self._file = open(self.path, "a", encoding="utf-8")
         self._write({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": label, "model": model})
-        self._text = ""
 
     def _write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
-    def commit(self, committed_text: str, end_s: float) -> None:
-        """Record the committed text so far; only what is new since the last call is written."""
-        if committed_text.startswith(self._text) and len(committed_text) > len(self._text):
-            self._write({"text": committed_text[len(self._text):], "end_s": round(end_s, 3)})
-            self._text = committed_text
+    def append(self, new_text: str, end_s: float) -> None:
+        """Record newly committed text (committed text only grows: ``asrlive.decoder``)."""
+        if new_text:
+            self._write({"text": new_text, "end_s": round(end_s, 3)})
 
     def close(self) -> None:
         if not self._file.closed:

@@ -16,10 +16,23 @@ from .audio.sources import ArraySource, FileSource, MicSource
 from .journal import TranscriptJournal
 from .model import CTCModel
 from .planner import ChunkPlan
-from .worker import StreamWorker
+from .worker import StreamStatus, StreamWorker
 
 RING_SECONDS = 120.0
 STATS_WINDOWS = 200
+# What a live session keeps for the views to scroll back over: emission rows and window timings
+# of the last 15 minutes (about 5.8 MiB of rows at 32 symbols). The transcript is kept whole.
+HISTORY_S = 15 * 60
+
+
+LEVEL_WINDOW_S = 0.1  # the level meter shows the last 100 ms of input
+
+
+@dataclass(frozen=True)
+class InputLevel:
+    rms_dbfs: float
+    peak: float
+    input_overflows: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class LiveSession:
         self.label = ""
         self.journaling = journal
         self.journal: TranscriptJournal | None = None
+        self._journaled_chars = 0
 
     def _start(self, source, live: bool, label: str, block_ms: float) -> None:
         if self.worker is not None:
@@ -59,7 +73,10 @@ class LiveSession:
         self.source = source
         self.label = label
         self.capture_block_ms = block_ms
-        self.worker = StreamWorker(self.model, self.ring, self._plan, live=live)
+        g = self.model.geometry
+        history_frames = int(HISTORY_S * g.frame_rate)
+        self.worker = StreamWorker(self.model, self.ring, self._plan, live=live, keep_frames=history_frames,
+                                   keep_windows=history_frames)
         if self.journaling:
             self.journal = TranscriptJournal(label, self.model.name)
             self.worker.add_listener(self._journal_commit)
@@ -73,7 +90,8 @@ class LiveSession:
 
     def _journal_commit(self, status) -> None:
         g = self.model.geometry
-        self.journal.commit(status.committed_text, status.committed_frames * g.jump / g.sample_rate)
+        self.journal.append(status.new_text(self._journaled_chars), status.committed_frames * g.jump / g.sample_rate)
+        self._journaled_chars = status.n_chars
         if status.finished and status.error is None:
             self.journal.close()
 
@@ -98,6 +116,21 @@ class LiveSession:
         self._plan = plan
         if self.worker is not None:
             self.worker.set_plan(plan)
+
+    @property
+    def status(self) -> StreamStatus | None:
+        """The worker's latest published snapshot (None before the run starts)."""
+        return self.worker.status if self.worker is not None else None
+
+    def input_level(self) -> InputLevel:
+        """Level of the newest ``LEVEL_WINDOW_S`` of input, for the meter."""
+        ring = self.ring
+        n = min(ring.written - ring.oldest, int(ring.sample_rate * LEVEL_WINDOW_S))
+        block = ring.read(ring.written - n, ring.written) if n > 0 else None
+        if block is None or not len(block):
+            return InputLevel(-120.0, 0.0, ring.input_overflows)
+        rms = float(np.sqrt(np.mean(block ** 2)))
+        return InputLevel(20 * np.log10(max(rms, 1e-6)), float(np.max(np.abs(block))), ring.input_overflows)
 
     @property
     def running(self) -> bool:
@@ -131,7 +164,7 @@ class LiveSession:
         g = self.model.geometry
         rate = g.sample_rate
         worker = self.worker
-        timings = worker.store.timings[-STATS_WINDOWS:] if worker else []
+        timings = worker.store.recent_timings(STATS_WINDOWS) if worker else []
 
         def pct(values: list[float], q: float) -> float | None:
             return float(np.percentile(values, q)) * 1000 if values else None

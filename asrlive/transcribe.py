@@ -12,11 +12,11 @@ import numpy as np
 from .audio.files import file_info, read_file
 from .audio.ring import AudioRing
 from .audio.sources import ArraySource, FileSource, input_level
-from .decoder import GreedyCTCDecoder, TimedWord
+from .decoder import TimedWord
 from .emissions import WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan
-from .worker import StreamWorker
+from .worker import StreamWorker, new_decoder
 
 RING_SECONDS = 60.0
 # About one syllable: shorter audio cannot hold a whole word, so whatever text it gives is a
@@ -108,11 +108,11 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
         raise source.error
     if worker.error is not None:
         raise worker.error
-    worker.decoder.feed(worker.store.n_frames, np.zeros((0, len(model.vocab)), np.float32))
+    final = worker.status
     return Transcript(
         source=name,
-        text=worker.decoder.committed_text(),
-        words=worker.decoder.timed_words(),
+        text=final.committed_text,
+        words=final.words(),
         log_probs=worker.store.all_frames(),
         duration_s=ring.written / model.sample_rate,
         plan=plan,
@@ -140,9 +140,9 @@ def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>")
     t0 = time.monotonic()
     log_probs = model.log_probs(samples)
     compute = time.monotonic() - t0
-    g = model.geometry
-    decoder = GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
+    decoder = new_decoder(model)
     decoder.feed(0, log_probs)
+    decoder.finish()
     peak, clipped = input_level(samples)
     return Transcript(name, decoder.committed_text(), decoder.timed_words(), log_probs,
                       len(samples) / model.sample_rate, None, [], compute, peak, clipped / max(1, len(samples)))

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from .audio.ring import AudioRing
-from .decoder import GreedyCTCDecoder
+from .decoder import CommittedLog, CTCDecoder, GreedyCTCDecoder, LogCursor, TimedWord, words_at
 from .emissions import EmissionStore, WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan, Window
@@ -23,22 +23,50 @@ MAX_LEFT_CONTEXT_S = 10.0
 
 @dataclass(frozen=True)
 class StreamStatus:
-    """An immutable view of progress, published after every window for any reader thread."""
+    """One immutable snapshot of progress, published after every window for any reader thread.
+    The committed text is read through ``log`` (append-only) up to ``text``'s counts, so a
+    snapshot costs the same at the end of a two-hour session as at its start."""
 
-    committed_text: str = ""
+    log: CommittedLog | None = None
+    text: LogCursor = LogCursor()
     tentative_text: str = ""
     committed_frames: int = 0
     windows: int = 0
+    window: WindowTiming | None = None  # the window this snapshot follows
     skipped_samples: int = 0
     backlog_samples: int = 0
     finished: bool = False
     error: str | None = None
     plan: dict = field(default_factory=dict)
 
+    @property
+    def n_chars(self) -> int:
+        return self.text.n_chars
+
+    def new_text(self, since_char: int) -> str:
+        """Committed text added after the first ``since_char`` characters."""
+        return "" if self.log is None else self.log.text(since_char, self.text.n_chars)
+
+    @property
+    def committed_text(self) -> str:
+        """All committed text: O(transcript), for the end of a stream and for tests."""
+        return self.new_text(0)
+
+    def words(self) -> list[TimedWord]:
+        """All words, the open one included: O(transcript), for exports."""
+        return [] if self.log is None else words_at(self.log, self.text)
+
+
+def new_decoder(model: CTCModel) -> CTCDecoder:
+    g = model.geometry
+    return GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
+
 
 class StreamWorker:
     def __init__(self, model: CTCModel, ring: AudioRing, plan: ChunkPlan, *, live: bool = False,
-                 max_backlog_s: float = 3.0):
+                 max_backlog_s: float = 3.0, keep_frames: int | None = None, keep_windows: int | None = None):
+        """``keep_frames``/``keep_windows``: how many of the newest emission rows and window
+        timings the store keeps (None: all, for a file transcribed whole)."""
         if ring.sample_rate != model.sample_rate:
             raise ValueError(f"ring at {ring.sample_rate} Hz, model at {model.sample_rate} Hz")
         self.model = model
@@ -46,9 +74,8 @@ class StreamWorker:
         self._plan = plan
         self.live = live
         self.max_backlog_samples = int(max_backlog_s * ring.sample_rate)
-        self.store = EmissionStore(len(model.vocab))
-        g = model.geometry
-        self.decoder = GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
+        self.store = EmissionStore(len(model.vocab), keep_frames, keep_windows)
+        self.decoder = new_decoder(model)
         self.skipped_samples = 0
         self.error: BaseException | None = None
         self.status = StreamStatus(plan=plan.describe())
@@ -105,6 +132,7 @@ class StreamWorker:
         except BaseException as exc:
             self.error = exc
         finally:
+            self.decoder.finish()
             self._publish(finished=True)
 
     def _loop(self) -> None:
@@ -164,6 +192,7 @@ class StreamWorker:
 
     def _process(self, window: Window) -> bool:
         g = self.model.geometry
+        began = time.monotonic()
         audio_ready = self.ring.time_of(window.end_sample - 1)
         hop_end = g.samples_for_frames(window.commit_to - window.first_frame) + window.start_sample
         hop_ready = self.ring.time_of(hop_end - 1)
@@ -176,21 +205,23 @@ class StreamWorker:
         lo, hi = window.commit_from - window.first_frame, window.commit_to - window.first_frame
         self.store.commit(window.commit_from, log_probs[lo:hi])
         self.decoder.feed(window.commit_from, log_probs[lo:hi])
-        self.store.set_tentative(window.commit_to, log_probs[hi:])
         self._tentative = self.decoder.preview(log_probs[hi:])
-        self.store.add_timing(WindowTiming(self._windows, window.first_frame, window.commit_from,
-                                           window.commit_to, window.end_frame, audio_ready, hop_ready,
-                                           started, finished))
+        timing = WindowTiming(self._windows, window.first_frame, window.commit_from, window.commit_to,
+                              window.end_frame, audio_ready, hop_ready, began, started, finished,
+                              time.monotonic())
+        self.store.add_timing(timing)
         self._windows += 1
-        self._publish()
+        self._publish(timing)
         return True
 
-    def _publish(self, finished: bool = False) -> None:
+    def _publish(self, timing: WindowTiming | None = None, finished: bool = False) -> None:
         self.status = StreamStatus(
-            committed_text=self.decoder.committed_text(),
+            log=self.decoder.log,
+            text=self.decoder.cursor(),
             tentative_text="" if finished else self._tentative,
             committed_frames=self.store.n_frames,
             windows=self._windows,
+            window=timing or self.status.window,
             skipped_samples=self.skipped_samples,
             backlog_samples=max(0, self.ring.written - self.store.n_frames * self.model.geometry.jump),
             finished=finished,

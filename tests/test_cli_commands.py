@@ -26,14 +26,20 @@ def test_live_reports_a_missing_device_before_loading_the_model(no_devices, tmp_
 
 def test_live_summary_rounds_times_and_ratios():
     from asrlive.cli import _live_summary
+    from asrlive.decoder import GreedyCTCDecoder
+    from asrlive.vocab import CHAR_VOCAB
     from asrlive.session import LatencyStats
     from asrlive.worker import StreamStatus
+
+    from .test_decoder import path_to_log_probs
 
     stats = LatencyStats(capture_block_ms=20.0, queue_wait_p50=None, queue_wait_p95=None, compute_p50=None,
                          compute_p95=None, right_context_wait_p50=None, speech_to_text_p50=621.9432150001012,
                          speech_to_text_p95=None, real_time_factor=0.012345678, backlog_ms=0.0,
                          skipped_ms=1234.5678, input_overflows=2)
-    summary = _live_summary(StreamStatus(committed_text="HELLO", committed_frames=50), stats)
+    decoder = GreedyCTCDecoder(list(CHAR_VOCAB), CHAR_VOCAB["<pad>"], "|", 0.02)
+    decoder.feed(0, path_to_log_probs("_HEL_LO_"))
+    summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats)
     assert summary == {"text": "HELLO", "frames": 50, "skipped_ms": 1234.6, "input_overflows": 2,
                        "speech_to_text_p50_ms": 621.9, "speech_to_text_p95_ms": None,
                        "real_time_factor": 0.01235}

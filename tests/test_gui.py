@@ -230,7 +230,7 @@ def test_chunk_change_while_streaming_applies_to_next_windows(qtbot, tmp_path, s
     assert w.session.plan.hop_frames == 10 and w.session.plan.right_frames == 5
     with qtbot.waitSignal(w.sessionFinished, timeout=60000):
         pass
-    timings = w.session.worker.store.timings
+    timings = list(w.session.worker.store.timings)
     total = w.model.geometry.frames(w.session.ring.written)
     assert (timings[0].commit_to - timings[0].commit_from, timings[0].end_frame - timings[0].commit_to) == (50, 25)
     assert len(timings) > 2
@@ -499,3 +499,46 @@ def test_symbol_axis_labels_never_overprint(qtbot, height):
     shown = {labels.index(t) for t in texts}
     ordinary = [i for i, s in enumerate(vocab) if s == BLANK or not is_special(s)]
     assert all(shown & {i - 2, i - 1, i + 1, i + 2} & set(ordinary) for i in ordinary if i not in shown)
+
+
+def test_confidence_colours_match_the_characters_they_colour(qtbot, tmp_path, sentence_wav):
+    """Streamed with colours on (appended window by window, a character's colour fixed up when its
+    run of frames goes on in the next window), and again after switching colours off and on (one
+    rebuild): every committed character carries the colour of its own final posterior."""
+    from asrlive.gui.transcript_view import confidence_colour
+
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, None)  # the embedded model: real, mixed confidences
+    w.confidence_box.setChecked(True)
+    w.chunk_controls.hop.setValue(160)  # many windows: many runs cut at a window's end
+    stream_file(qtbot, w, path)
+    status = w.session.status
+    text = w.transcript.toPlainText()
+    assert text == status.committed_text and len(text) > 10
+    expected, chars = [], iter(status.log.chars)
+    for ch in text:
+        expected.append("" if ch.isspace() else confidence_colour(next(chars).prob))
+    assert len(set(expected)) > 1, "the sentence should mix confident and unsure characters"
+    assert [c.lower() for c in w.transcript.colours()] == expected
+    w.confidence_box.setChecked(False)
+    assert set(w.transcript.colours()) == {""}
+    w.confidence_box.setChecked(True)
+    assert [c.lower() for c in w.transcript.colours()] == expected
+
+
+def test_runs_and_clear_keep_text_and_words_together(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """Two runs show on two lines; Clear hides what was shown, and the words saved afterwards are
+    exactly the words of the text shown afterwards."""
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    first = w.session.status.committed_text
+    stream_file(qtbot, w, path)
+    assert w.transcript.toPlainText() == first + "\n" + first == w.current_text()[0]
+    words = w.all_words()
+    assert [x.text for x in words] == (first + " " + first).split()
+    assert words[len(first.split())].start >= words[len(first.split()) - 1].end  # one time line
+    w.clear_transcript()
+    assert w.transcript.toPlainText() == "" and w.current_text()[0] == "" and w.all_words() == []
+    stream_file(qtbot, w, path)
+    assert w.transcript.toPlainText() == first and [x.text for x in w.all_words()] == first.split()

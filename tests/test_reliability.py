@@ -65,8 +65,8 @@ def test_journal_survives_kill_9_and_is_offered_back(tmp_path, tiny_model_dir, t
 
 def test_clean_stop_closes_the_journal(tmp_path):
     journal = TranscriptJournal("test", "m", tmp_path)
-    journal.commit("HELLO", 1.0)
-    journal.commit("HELLO WORLD", 2.0)
+    journal.append("HELLO", 1.0)
+    journal.append(" WORLD", 2.0)
     assert [p.text for p in pending_journals(tmp_path)] == ["HELLO WORLD"]
     journal.close()
     assert pending_journals(tmp_path) == []
@@ -79,7 +79,7 @@ def test_gui_offers_recovery(qtbot, tmp_path, monkeypatch, tiny_model_dir):
     from asrlive.gui.main_window import MainWindow
 
     monkeypatch.setenv("ASRLIVE_STATE_DIR", str(tmp_path / "state"))
-    TranscriptJournal("mic", "m").commit("RECOVER THESE WORDS", 3.0)  # never closed: a crash
+    TranscriptJournal("mic", "m").append("RECOVER THESE WORDS", 3.0)  # never closed: a crash
     w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir))
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.recovery_box is not None and w.recovery_box.isVisible(), timeout=10000)
@@ -212,10 +212,10 @@ def test_old_closed_journals_are_pruned(tmp_path):
         j = TranscriptJournal("x", "m", tmp_path)
         j.path.rename(tmp_path / f"2000{i:04d}.jsonl")  # distinct, ordered names
         j.path = tmp_path / f"2000{i:04d}.jsonl"
-        j.commit("TEXT", 1.0)
+        j.append("TEXT", 1.0)
         j.close()
     crashed = TranscriptJournal("y", "m", tmp_path)
-    crashed.commit("KEEP ME", 1.0)
+    crashed.append("KEEP ME", 1.0)
     TranscriptJournal("z", "m", tmp_path).close()
     names = sorted(p.name for p in tmp_path.glob("*.jsonl"))
     assert len(names) <= jmod.KEEP_CLOSED + 2

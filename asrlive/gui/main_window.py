@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow, QMessageBox,
@@ -20,13 +18,14 @@ from ..journal import pending_journals, settle
 from ..model import CTCModel, ModelLoadError, load_model
 from ..planner import ChunkPlan, ChunkSettings
 from ..session import LiveSession
+from ..transcript_history import TextUpdate, TranscriptHistory
 from .controls import ChunkControls, LevelMeter, ModelControls, SourceControls
 from .latency_panel import LatencyPanel
 from .analysis import GradientProbe, SensitivityDialog, attach_gradient_toggle
 from .jobs import BackgroundJob
 from .settings import AppSettings, load_geometry_bytes
 from .stream_view import StreamView
-from .transcript_view import PresentationWindow, TranscriptView, char_colours
+from .transcript_view import PresentationWindow, TranscriptView
 
 FRAME_INTERVAL_MS = 33     # ~30 Hz redraw of the plots
 TEXT_EVERY_N_FRAMES = 3    # ~10 Hz for text, level and latency
@@ -48,15 +47,6 @@ def default_geometry(available: QRect) -> tuple[QRect, bool]:
     return QRect(available), True
 
 
-@dataclass
-class FinishedPart:
-    """A finished run's transcript, kept when a new run starts."""
-
-    text: str
-    words: list[TimedWord]
-    duration_s: float
-
-
 class MainWindow(QMainWindow):
     sessionFinished = Signal()
 
@@ -70,8 +60,7 @@ class MainWindow(QMainWindow):
         self.settings = AppSettings.load(self.store)
         self.model: CTCModel | None = None
         self.session: LiveSession | None = None
-        self.parts: list[FinishedPart] = []
-        self._cleared_chars = 0   # committed characters of the current run hidden by Clear
+        self.history = TranscriptHistory()
         self._tick = 0
         self._clip_until = 0.0
         self._reported_error = False
@@ -193,8 +182,7 @@ class MainWindow(QMainWindow):
         def answered(button) -> None:
             if box.standardButton(button) == QMessageBox.Yes:
                 for p in pending:
-                    self.parts.append(FinishedPart(p.text, [], 0.0))
-                self._update_text()
+                    self._show_update(self.history.add_recovered(p.text))
             for p in pending:
                 settle(p)
 
@@ -289,7 +277,6 @@ class MainWindow(QMainWindow):
             return False
         if self.session is not None and self.session.running:
             return False
-        self._finish_part()
         session = LiveSession(self.model, self.chunk_controls.plan, journal=self.journaling)
         try:
             if self.source_controls.file.isChecked():
@@ -304,7 +291,7 @@ class MainWindow(QMainWindow):
             self._error(str(exc))
             return False
         self.session = session
-        self._cleared_chars = 0
+        self.history.start_run()
         self._reported_error = False
         self.view.reset(session)
         self.start_button.setText("Stop")
@@ -323,14 +310,6 @@ class MainWindow(QMainWindow):
         self.settings.chunk_ms, self.settings.left_ms, self.settings.right_ms = s.chunk_ms, s.left_ms, s.right_ms
         if self.session is not None and self.session.running:
             self.session.set_plan(plan)
-
-    def _finish_part(self) -> None:
-        if self.session is None or self.session.worker is None:
-            return
-        d = self.session.worker.decoder
-        text = d.committed_text()[self._cleared_chars:].strip()
-        if text:
-            self.parts.append(FinishedPart(text, d.timed_words(), self.session.ring.written / self.session.model.sample_rate))
 
     # -- timer -----------------------------------------------------------------------------------
     def on_tick(self) -> None:
@@ -356,45 +335,34 @@ class MainWindow(QMainWindow):
 
     def current_text(self) -> tuple[str, str]:
         """(committed, tentative) of everything since the last Clear."""
-        previous = "\n".join(p.text for p in self.parts)
-        if self.session is None or self.session.worker is None:
-            return previous, ""
-        status = self.session.worker.status
-        committed = status.committed_text[self._cleared_chars:].lstrip()
-        joined = "\n".join(t for t in (previous, committed) if t)
-        return joined, status.tentative_text
+        status = self.session.status if self.session is not None else None
+        return self.history.text(), "" if status is None else status.tentative_text
 
     def _update_text(self) -> None:
-        committed, tentative = self.current_text()
-        colours = None
-        if self.confidence_box.isChecked() and self.session and self.session.worker:
-            d = self.session.worker.decoder
-            current = d.committed_text()
-            # Only the current run has posteriors; earlier runs and cleared text stay plain.
-            visible = current[self._cleared_chars:].lstrip()
-            chars = d.committed_chars()
-            n_visible = len(visible.replace(" ", ""))
-            if committed.endswith(visible) and len(chars) >= n_visible:
-                tail = char_colours(visible, chars[len(chars) - n_visible:]) if visible else []
-                colours = [""] * (len(committed) - len(visible)) + tail
-        self.transcript.show_text(committed, tentative, colours)
-        if self.presentation.isVisible():
-            self.presentation.show_text(committed.replace("\n", " "), tentative)
+        status = self.session.status if self.session is not None else None
+        if status is not None:
+            self._show_update(self.history.update(status))
+
+    def _show_update(self, update: TextUpdate) -> None:
+        self.transcript.apply(update, self.confidence_box.isChecked())
+        self.presentation.apply(update)
 
     def _recolour(self) -> None:
+        """Colours switched: the one update that costs the whole transcript."""
+        update = self.history.full_update()
+        status = self.session.status if self.session is not None else None
+        tentative = status.tentative_text if status is not None else ""
+        whole = TextUpdate(update.text, update.probs, None, tentative)
         self.transcript.reset()
-        self._update_text()
+        self.transcript.apply(whole, self.confidence_box.isChecked())
+        self.presentation.reset(whole)
 
     def _update_level(self) -> None:
-        ring = self.session.ring
-        n = min(ring.written - ring.oldest, ring.sample_rate // 10)
-        block = ring.read(ring.written - n, ring.written) if n > 0 else None
-        peak = float(np.max(np.abs(block))) if block is not None and len(block) else 0.0
-        rms = float(np.sqrt(np.mean(block ** 2))) if block is not None and len(block) else 0.0
+        level = self.session.input_level()
         now = time.monotonic()
-        if peak >= 0.999:
+        if level.peak >= 0.999:
             self._clip_until = now + 1.0
-        self.level.show_level(20 * np.log10(max(rms, 1e-6)), now < self._clip_until, ring.input_overflows)
+        self.level.show_level(level.rms_dbfs, now < self._clip_until, level.input_overflows)
 
     # -- transcript actions ----------------------------------------------------------------------
     def copy_transcript(self) -> None:
@@ -402,23 +370,14 @@ class MainWindow(QMainWindow):
         QGuiApplication.clipboard().setText(committed)
 
     def clear_transcript(self) -> None:
-        self.parts.clear()
-        if self.session is not None and self.session.worker is not None:
-            self._cleared_chars = len(self.session.worker.decoder.committed_text())
+        self._update_text()  # what is committed now is what Clear hides
+        self.history.clear()
         self.transcript.reset()
+        self.presentation.reset()
 
     def all_words(self) -> list[TimedWord]:
         """Words since the last Clear, on one time line across runs."""
-        words, offset = [], 0.0
-        for part in self.parts:
-            words += [TimedWord(w.text, w.start + offset, w.end + offset, w.confidence) for w in part.words]
-            offset += part.duration_s
-        if self.session is not None and self.session.worker is not None:
-            d = self.session.worker.decoder
-            skip = len(d.committed_text()[:self._cleared_chars].split())
-            words += [TimedWord(w.text, w.start + offset, w.end + offset, w.confidence)
-                      for w in d.timed_words()[skip:]]
-        return words
+        return self.history.words()
 
     def save_transcript(self, path: Path) -> None:
         """Write the transcript in the format its suffix names (.txt, .srt, .vtt, .json)."""
@@ -452,7 +411,6 @@ class MainWindow(QMainWindow):
             self.presentation.close()
         else:
             self.presentation.show()
-            self._update_text()
 
     def show_sensitivity(self) -> None:
         self.sensitivity_dialog.session = self.session

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..melspec import LogMel
-from ..session import LiveSession
+from ..session import HISTORY_S, LiveSession
 from .label_layout import pack_in_rows
 from .symbol_axis import SymbolAxis, symbol_label
 
@@ -40,24 +40,56 @@ class FrameInfo:
     top: list[tuple[str, float]]  # (symbol, probability), best first
 
 
-class _GrowingRows:
-    """Rows appended over time, kept in one preallocated-and-doubled array."""
+class _RecentRows:
+    """The newest ``keep`` rows of a stream appended over time, by absolute row index. Storage is
+    ``keep`` plus a quarter: when full, the newest ``keep`` rows move to the front, so an
+    appended row is copied about five times in all, and memory stays bounded however long the
+    session runs."""
 
-    def __init__(self, width: int, dtype=np.float32):
-        self.data = np.zeros((1024, width), dtype)
-        self.count = 0
+    def __init__(self, width: int, keep: int, dtype=np.float32):
+        self.keep = keep
+        self._data = np.zeros((min(keep + keep // 4, 1024), width), dtype)
+        self._first = 0  # absolute index of _data[0]
+        self.count = 0   # rows appended in all
+
+    @property
+    def first(self) -> int:
+        """The oldest row still held."""
+        return max(self._first, self.count - self.keep)
 
     def extend(self, rows: np.ndarray) -> None:
-        need = self.count + len(rows)
-        if need > len(self.data):
-            bigger = np.zeros((max(need, 2 * len(self.data)), self.data.shape[1]), self.data.dtype)
-            bigger[: self.count] = self.data[: self.count]
-            self.data = bigger
-        self.data[self.count:need] = rows
-        self.count = need
+        if len(rows) >= self.keep:
+            self.count += len(rows) - self.keep
+            rows = rows[-self.keep:]
+            self._first = self.count  # all that was held is older than these rows
+        held = self.count - self._first
+        if held + len(rows) > len(self._data):
+            capacity = self.keep + self.keep // 4
+            if len(self._data) < capacity:  # still growing towards the bound
+                bigger = np.zeros((min(capacity, max(2 * len(self._data), held + len(rows))), self._data.shape[1]),
+                                  self._data.dtype)
+                bigger[:held] = self._data[:held]
+                self._data = bigger
+            if held + len(rows) > len(self._data):
+                drop = held + len(rows) - self.keep
+                self._data[:held - drop] = self._data[drop:held]
+                self._first += drop
+                held -= drop
+        self._data[held:held + len(rows)] = rows
+        self.count += len(rows)
 
-    def view(self, start: int, end: int) -> np.ndarray:
-        return self.data[max(0, start):min(end, self.count)]
+    def view(self, start: int, end: int) -> tuple[int, np.ndarray]:
+        """(first index, rows) of the held rows in [start, end)."""
+        start = max(start, self.first)
+        end = min(end, self.count)
+        if end <= start:
+            return start, self._data[:0]
+        return start, self._data[start - self._first:end - self._first]
+
+    def row(self, index: int) -> np.ndarray | None:
+        if not self.first <= index < self.count:
+            return None
+        return self._data[index - self._first]
 
 
 class StreamView(QWidget):
@@ -198,11 +230,11 @@ class StreamView(QWidget):
         self.frame_s = g.jump / g.sample_rate
         self.vocab = m.vocab
         self.blank_id = m.blank_id
-        self._probs = _GrowingRows(len(m.vocab))
-        self._envelope = _GrowingRows(2)
+        self._probs = _RecentRows(len(m.vocab), int(HISTORY_S * g.frame_rate))
+        self._envelope = _RecentRows(2, HISTORY_S * ENVELOPE_PER_SECOND)
         self._env_samples = 0
         self._logmel = LogMel(g.sample_rate)
-        self._mel = _GrowingRows(self._logmel.n_mels)
+        self._mel = _RecentRows(self._logmel.n_mels, int(HISTORY_S * g.sample_rate / self._logmel.hop))
         self._mel_samples = 0
         self.symbol_axis.set_symbols(m.vocab, m.blank_id)
         self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
@@ -214,9 +246,9 @@ class StreamView(QWidget):
         return 0 if self.session is None else self._probs.count
 
     def frame_info(self, frame: int) -> FrameInfo | None:
-        if self.session is None or not 0 <= frame < self._probs.count:
+        row = None if self.session is None else self._probs.row(frame)
+        if row is None:
             return None
-        row = self._probs.data[frame]
         if not np.all(np.isfinite(row)):
             return FrameInfo(frame, frame * self.frame_s, [])
         order = np.argsort(row)[::-1][:5]
@@ -270,8 +302,8 @@ class StreamView(QWidget):
         """One GUI-timer tick: pull what is new and redraw the visible range."""
         if self.session is None:
             return
-        worker = self.session.worker
-        finished = worker is not None and worker.status.finished  # read first: the pull then has every frame
+        status = self.session.status
+        finished = status is not None and status.finished  # read first: the pull then has every frame
         self._pull()
         now = max(self._env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
         if not self.paused:
@@ -284,15 +316,14 @@ class StreamView(QWidget):
         (x0, x1) = self.wave_plot.viewRange()[0]
         state = (self._probs.count, self._envelope.count, self._mel.count, round(x0, 4), round(x1, 4),
                  self.selected_frame, self.pinned_frame, id(self.sensitivity),
-                 len(worker.store.timings) if worker else 0)
+                 status.windows if status else 0)
         if state != self._drawn_state:  # nothing new: skip the redraw (and the repaint it causes)
             self._drawn_state = state
             self._draw(x0, x1)
 
     def _draw(self, x0: float, x1: float) -> None:
         dt = self.frame_s
-        f0, f1 = max(0, int(x0 / dt) - 1), min(self._probs.count, int(x1 / dt) + 2)
-        probs = self._probs.view(f0, f1)
+        f0, probs = self._probs.view(int(x0 / dt) - 1, int(x1 / dt) + 2)
         if len(probs):
             finite = np.nan_to_num(probs, nan=0.0)
             # uint8 levels 0..254 for probability; the greedy path's non-blank cells get PATH_LEVEL.
@@ -311,9 +342,7 @@ class StreamView(QWidget):
             else:
                 for item in self._char_labels:
                     item.hide()
-        b0 = max(0, int(x0 * ENVELOPE_PER_SECOND))
-        b1 = min(self._envelope.count, int(x1 * ENVELOPE_PER_SECOND) + 1)
-        env = self._envelope.view(b0, b1)
+        b0, env = self._envelope.view(int(x0 * ENVELOPE_PER_SECOND), int(x1 * ENVELOPE_PER_SECOND) + 1)
         if len(env):
             k = max(1, -(-2 * len(env) // MAX_WAVE_POINTS))
             n = len(env) // k
@@ -323,8 +352,7 @@ class StreamView(QWidget):
             self.wave_curve.setData(t, env.reshape(-1), skipFiniteCheck=True)
         lm = self._logmel
         col_s = lm.hop / lm.sample_rate
-        c0, c1 = max(0, int(x0 / col_s)), min(self._mel.count, int(x1 / col_s) + 1)
-        mel = self._mel.view(c0, c1)
+        c0, mel = self._mel.view(int(x0 / col_s), int(x1 / col_s) + 1)
         if len(mel):
             self.mel_image.setImage(np.ascontiguousarray(mel.T), autoLevels=False, levels=(-6.0, 2.0))
             # A column's window is centred win/2 after its start.
@@ -359,14 +387,13 @@ class StreamView(QWidget):
             item.hide()
 
     def _draw_zones(self) -> None:
-        worker = self.session.worker
+        status = self.session.status
+        t = status.window if status is not None else None
         g = self.session.model.geometry
         rate = g.sample_rate
-        has_window = worker is not None and bool(worker.store.timings)
         for item in (self.zone_left, self.zone_hop, self.zone_right, self.zone_legend):
-            item.setVisible(has_window)
-        if has_window:
-            t = worker.store.timings[-1]
+            item.setVisible(t is not None)
+        if t is not None:
             frame_start = lambda f: f * g.jump / rate  # noqa: E731
             self.zone_left.setRegion((frame_start(t.first_frame), frame_start(t.commit_from)))
             self.zone_hop.setRegion((frame_start(t.commit_from), frame_start(t.commit_to)))

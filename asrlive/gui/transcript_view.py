@@ -10,7 +10,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QTextEdit, QVBoxLayout, QWidget
 
-from ..decoder import Char
+from ..transcript_history import TextUpdate
+
+SHOWN_CHARS = 400          # what fits the presentation screen
+TAIL_CHARS = 2 * SHOWN_CHARS
 
 
 def confidence_colour(prob: float) -> str:
@@ -20,12 +23,6 @@ def confidence_colour(prob: float) -> str:
     if prob < 0.8:
         return "#b9770e"
     return ""
-
-
-def char_colours(text: str, chars: list[Char]) -> list[str]:
-    """A colour per character of ``text``, whose non-space characters are ``chars`` in order."""
-    probs = iter(chars)
-    return ["" if ch.isspace() else confidence_colour(next(probs).prob) for ch in text]
 
 
 class TranscriptView(QTextEdit):
@@ -41,47 +38,63 @@ class TranscriptView(QTextEdit):
         self.setFont(font)
         self.setPlaceholderText("The transcript appears here. Committed text is black; "
                                 "grey italic text is tentative and may still change.")
-        self._committed = ""
+        self._committed_len = 0
         self._tentative = ""
         self._tentative_format = QTextCharFormat()
         self._tentative_format.setForeground(QColor("#8a8a8a"))
         self._tentative_format.setFontItalic(True)
 
-    @property
-    def committed(self) -> str:
-        return self._committed
+    @staticmethod
+    def _coloured(colour: str) -> QTextCharFormat:
+        fmt = QTextCharFormat()
+        if colour:
+            fmt.setForeground(QColor(colour))
+        return fmt
 
-    def show_text(self, committed: str, tentative: str, colours: list[str] | None = None) -> None:
-        """``colours``: one CSS colour (or "") per character of ``committed``, or None for plain."""
-        if committed == self._committed and tentative == self._tentative:
+    def apply(self, update: TextUpdate, coloured: bool) -> None:
+        """Append ``update``'s committed text (coloured by confidence when asked), recolour the
+        last committed character if its posterior rose, and replace the tentative tail."""
+        if not update.text and update.last_prob is None and update.tentative == self._tentative:
             return
-        if not committed.startswith(self._committed):
-            self.clear()
-            self._committed = ""
-            self._tentative = ""
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.End)
         cursor.movePosition(QTextCursor.Left, QTextCursor.KeepAnchor, len(self._tentative))
         cursor.removeSelectedText()
-        start = len(self._committed)
-        new = committed[start:]
-        plain = QTextCharFormat()
-        if colours is None:
-            cursor.insertText(new, plain)
-        else:
-            for colour, run in groupby(range(start, len(committed)), key=lambda i: colours[i]):
-                fmt = QTextCharFormat()
-                if colour:
-                    fmt.setForeground(QColor(colour))
-                cursor.insertText("".join(committed[i] for i in run), fmt)
-        cursor.insertText(tentative, self._tentative_format)
-        self._committed, self._tentative = committed, tentative
+        if update.last_prob is not None and coloured and self._committed_len:
+            cursor.movePosition(QTextCursor.Left, QTextCursor.KeepAnchor, 1)
+            cursor.setCharFormat(self._coloured(confidence_colour(update.last_prob)))
+            cursor.movePosition(QTextCursor.End)
+        index = 0
+        for colour, run in groupby(update.probs, key=lambda p: confidence_colour(p) if coloured and p is not None else ""):
+            n = len(list(run))
+            cursor.insertText(update.text[index:index + n], self._coloured(colour))
+            index += n
+        cursor.insertText(update.tentative, self._tentative_format)
+        self._committed_len += len(update.text)
+        self._tentative = update.tentative
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())
 
+    def colours(self) -> list[str]:
+        """The foreground colour of each committed character, "" for the default (for tests)."""
+        out = []
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                brush = frag.charFormat().foreground()
+                colour = brush.color().name() if brush.style() != Qt.NoBrush else ""
+                out += [colour] * frag.length()
+                it += 1
+            block = block.next()
+            if block.isValid():
+                out.append("")  # the paragraph break: a run separator
+        return out[:self._committed_len]
+
     def reset(self) -> None:
         self.clear()
-        self._committed = ""
+        self._committed_len = 0
         self._tentative = ""
 
 
@@ -105,10 +118,23 @@ class PresentationWindow(QWidget):
         box.addWidget(self.label)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.close)
         self.resize(1280, 720)
+        self._tail = ""
+        self._tentative = ""
 
-    def show_text(self, committed: str, tentative: str, max_chars: int = 400) -> None:
+    def apply(self, update: TextUpdate) -> None:
+        if update.text or update.tentative != self._tentative:
+            self._tail = (self._tail + update.text.replace("\n", " "))[-TAIL_CHARS:]
+            self._tentative = update.tentative
+            self._show()
+
+    def reset(self, update: TextUpdate = TextUpdate()) -> None:
+        self._tail, self._tentative = "", ""
+        self.apply(update)
+        self._show()
+
+    def _show(self) -> None:
         # Only the tail fits the screen; cut at a word boundary.
-        text = committed[-max_chars:]
-        if len(committed) > max_chars and " " in text:
+        text = self._tail[-SHOWN_CHARS:]
+        if len(self._tail) > SHOWN_CHARS and " " in text:
             text = text[text.index(" ") + 1:]
-        self.label.setText(f"{html.escape(text)}<span style='color:#6f7780'>{html.escape(tentative)}</span>")
+        self.label.setText(f"{html.escape(text)}<span style='color:#6f7780'>{html.escape(self._tentative.replace(chr(10), ' '))}</span>")
