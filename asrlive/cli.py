@@ -153,8 +153,7 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
         right = rfa.context_sensitivity(model, audio, frames, contexts, side="right")
         left_frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "left"), args.frames)
         left = rfa.context_sensitivity(model, audio, left_frames, contexts, side="left") if left_frames else []
-        rec = {"agreement_99": rfa.recommend(right, 0.99, 0.05), "agreement_95": rfa.recommend(right, 0.95, 0.2)}
-        rec_left = {"agreement_99": rfa.recommend(left, 0.99, 0.05), "agreement_95": rfa.recommend(left, 0.95, 0.2)}
+        rec, rec_left = rfa.recommendations(right), rfa.recommendations(left)
         record["right_context"] = [p.__dict__ for p in right]
         record["left_context"] = [p.__dict__ for p in left]
         record["recommended_right_ms"] = rec
@@ -213,7 +212,7 @@ def _save_emissions(path: Path, transcript, model) -> None:
     g = model.geometry
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, log_probs=transcript.log_probs, vocab=np.array(model.vocab),
-                        blank_id=model.blank_id, frame_seconds=g.jump / g.sample_rate,
+                        blank_id=model.blank_id, frame_seconds=g.frame_seconds,
                         sample_rate=g.sample_rate, rf_samples=g.rf, jump_samples=g.jump)
     tmp.replace(path)
 

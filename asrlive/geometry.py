@@ -107,7 +107,11 @@ class Geometry:
 
     @property
     def frame_ms(self) -> float:
-        return self.jump * 1000.0 / self.sample_rate
+        return self.frame_seconds * 1000.0
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.jump / self.sample_rate
 
     @property
     def rf_with_pos_conv(self) -> int | None:
@@ -127,6 +131,11 @@ class Geometry:
     def samples_for_frames(self, n_frames: int) -> int:
         """Fewest samples that yield ``n_frames`` frames."""
         return 0 if n_frames <= 0 else (n_frames - 1) * self.jump + self.rf
+
+    def window_span(self, first_frame: int, end_frame: int) -> tuple[int, int]:
+        """Samples [start, end) a window needs to compute frames [first_frame, end_frame)."""
+        start = first_frame * self.jump
+        return start, start + self.samples_for_frames(end_frame - first_frame)
 
     def as_dict(self) -> dict[str, Any]:
         return {

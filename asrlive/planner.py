@@ -84,15 +84,13 @@ class ChunkPlan:
         if total_frames is not None:
             commit_to = min(commit_to, total_frames)
             last = min(last, total_frames)
-        g = self.geometry
-        return Window(
-            first_frame=first,
-            commit_from=commit_from,
-            commit_to=commit_to,
-            end_frame=last,
-            start_sample=first * g.jump,
-            end_sample=g.samples_for_frames(last - first) + first * g.jump,
-        )
+        start, end = self.geometry.window_span(first, last)
+        return Window(first_frame=first, commit_from=commit_from, commit_to=commit_to, end_frame=last,
+                      start_sample=start, end_sample=end)
+
+    def newest_commit_from(self, total_frames: int) -> int:
+        """Where the newest complete window of ``total_frames`` starts committing."""
+        return total_frames - self.hop_frames - self.right_frames
 
     def describe(self) -> dict[str, float | int]:
         return {

@@ -240,7 +240,17 @@ def sweep_frames(frames: range, most: int) -> list[int]:
     return sorted({frames[int(round(i))] for i in np.linspace(0, len(frames) - 1, most)})
 
 
-def recommend(points: list[SensitivityPoint], agreement: float = 0.99, max_kl: float = 0.05) -> float | None:
+# The two recommendation levels every front end reports: (greedy agreement, mean KL) targets.
+STRICT = (0.99, 0.05)
+LOOSE = (0.95, 0.2)
+
+
+def recommendations(points: list[SensitivityPoint]) -> dict[str, float | None]:
+    """The recommended context at both levels, keyed as the JSON records have them."""
+    return {"agreement_99": recommend(points, *STRICT), "agreement_95": recommend(points, *LOOSE)}
+
+
+def recommend(points: list[SensitivityPoint], agreement: float = STRICT[0], max_kl: float = STRICT[1]) -> float | None:
     """Smallest context whose agreement and KL meet the targets, and every longer one does too."""
     ok = [p.agreement >= agreement and p.mean_kl <= max_kl for p in points]
     for i, p in enumerate(points):

@@ -90,7 +90,7 @@ class LiveSession:
 
     def _journal_commit(self, status) -> None:
         g = self.model.geometry
-        self.journal.append(status.new_text(self._journaled_chars), status.committed_frames * g.jump / g.sample_rate)
+        self.journal.append(status.new_text(self._journaled_chars), status.committed_frames * g.frame_seconds)
         self._journaled_chars = status.n_chars
         if status.finished and status.error is None:
             self.journal.close()
@@ -173,7 +173,7 @@ class LiveSession:
         waits = [t.queue_wait for t in timings]
         rc = [t.right_context_wait for t in timings]
         s2t = [t.finished - t.hop_ready for t in timings]
-        hop_s = sum((t.commit_to - t.commit_from) for t in timings) * g.jump / rate
+        hop_s = sum((t.commit_to - t.commit_from) for t in timings) * g.frame_seconds
         done = worker.store.n_frames * g.jump if worker else 0
         return LatencyStats(
             capture_block_ms=self.capture_block_ms,

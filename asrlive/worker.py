@@ -58,8 +58,7 @@ class StreamStatus:
 
 
 def new_decoder(model: CTCModel) -> CTCDecoder:
-    g = model.geometry
-    return GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, g.jump / g.sample_rate)
+    return GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, model.geometry.frame_seconds)
 
 
 class StreamWorker:
@@ -154,7 +153,7 @@ class StreamWorker:
                 window = plan.window(commit_from) if have else window
             window = self._fit_to_ring(plan, window)
             if window is None:  # the audio for these frames is gone (overwritten): skip past it
-                commit_from = self._skip_to(g.frames(self.ring.written) - plan.hop_frames - plan.right_frames, commit_from)
+                commit_from = self._skip_to(plan.newest_commit_from(g.frames(self.ring.written)), commit_from)
                 continue
             if not self._process(window):
                 continue  # a live writer lapped us mid-read: _fit_to_ring skips ahead next time
@@ -176,8 +175,7 @@ class StreamWorker:
         window = plan.window(commit_from)
         if self.ring.written - window.end_sample <= self.max_backlog_samples:
             return commit_from
-        newest = self.model.geometry.frames(self.ring.written) - plan.hop_frames - plan.right_frames
-        return self._skip_to(newest, commit_from)
+        return self._skip_to(plan.newest_commit_from(self.model.geometry.frames(self.ring.written)), commit_from)
 
     def _fit_to_ring(self, plan: ChunkPlan, window: Window) -> Window | None:
         """Shrink the left context if its oldest samples are no longer in the ring."""
@@ -194,7 +192,7 @@ class StreamWorker:
         g = self.model.geometry
         began = time.monotonic()
         audio_ready = self.ring.time_of(window.end_sample - 1)
-        hop_end = g.samples_for_frames(window.commit_to - window.first_frame) + window.start_sample
+        hop_end = g.window_span(window.first_frame, window.commit_to)[1]
         hop_ready = self.ring.time_of(hop_end - 1)
         samples = self.ring.read(window.start_sample, window.end_sample)
         if samples is None:

@@ -148,6 +148,8 @@ def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
               ("left context", np.array([p.context_ms for p in left]), np.array([100 * p.agreement for p in left]), "#1f4e79")],
              "context (ms)", "agreement (%)")
     say = rfa.describe_context
+    rec_r, rec_l = rfa.recommendations(right), rfa.recommendations(left)
+    (a99, kl99), (a95, kl95) = rfa.STRICT, rfa.LOOSE
     lines = [f"Frames measured: {len(frames)} for right context, {len(left_frames)} for left context, so 99 % "
              f"agreement allows {len(frames) // 100} and {len(left_frames) // 100} disagreeing frames.", "",
              "| right context (ms) | mean KL | agreement | | left context (ms) | mean KL | agreement |", "|---|---|---|---|---|---|---|"]
@@ -157,9 +159,9 @@ def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
         lines.append(f"| {r.context_ms:.0f} | {r.mean_kl:.4f} | {100 * r.agreement:.1f} % | | "
                      + (f"{lcell.context_ms:.0f} | {lcell.mean_kl:.4f} | {100 * lcell.agreement:.1f} % |" if lcell else " | | |"))
     lines += ["", "![KL](sensitivity-kl.png)", "", "![agreement](sensitivity-agreement.png)", "",
-              f"Recommended right context: **{say(rfa.recommend(right, 0.99, 0.05))}** for 99 % greedy agreement and "
-              f"KL ≤ 0.05; {say(rfa.recommend(right, 0.95, 0.2))} for 95 % and KL ≤ 0.2. "
-              f"Left context: {say(rfa.recommend(left, 0.99, 0.05))} (99 %), {say(rfa.recommend(left, 0.95, 0.2))} (95 %).", ""]
+              f"Recommended right context: **{say(rec_r['agreement_99'])}** for {a99 * 100:g} % greedy agreement and "
+              f"KL ≤ {kl99:g}; {say(rec_r['agreement_95'])} for {a95 * 100:g} % and KL ≤ {kl95:g}. "
+              f"Left context: {say(rec_l['agreement_99'])} ({a99 * 100:g} %), {say(rec_l['agreement_95'])} ({a95 * 100:g} %).", ""]
     return lines
 
 

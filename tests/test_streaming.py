@@ -168,3 +168,29 @@ def test_live_backlog_skips_ahead_and_counts(tiny_model):
     assert worker.skipped_samples > 16000 * 8
     assert worker.store.skipped_frames * g.jump == worker.skipped_samples
     assert worker.store.n_frames == g.frames(16000 * 10)
+
+
+def test_streaming_past_the_ring_keeps_every_windows_context(tiny_model):
+    """A file three times the ring's length, read as fast as the worker goes: the reader waits for
+    room, so every window still gets its whole left context and every frame comes out once.
+    (Releasing the ring before a window's left context is read would shrink some windows.)"""
+    from asrlive.audio.sources import ArraySource
+    from asrlive.worker import MAX_LEFT_CONTEXT_S, StreamWorker
+
+    g = tiny_model.geometry
+    ring_s = MAX_LEFT_CONTEXT_S + 4
+    ring = AudioRing(int(16000 * ring_s), 16000)
+    x = _signal(int(16000 * ring_s * 3), 11)
+    plan = ChunkPlan.from_settings(g, ChunkSettings(1000, 2000, 300))
+    worker = StreamWorker(tiny_model, ring, plan)
+    source = ArraySource(x, ring)
+    source.start()
+    worker.run()
+    source.stop()
+    assert worker.error is None and source.error is None
+    total = g.frames(len(x))
+    timings = list(worker.store.timings)
+    assert [(t.first_frame, t.end_frame) for t in timings] == [
+        (max(0, t.commit_from - plan.left_frames), min(total, t.commit_to + plan.right_frames)) for t in timings]
+    assert [t.commit_from for t in timings] == list(range(0, total, plan.hop_frames))
+    assert worker.store.n_frames == total and not np.isnan(worker.store.all_frames()).any()

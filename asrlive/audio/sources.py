@@ -6,25 +6,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import soxr
 
 from .files import iter_file_blocks
 from .ring import AudioRing
-
-
-class AudioSource(Protocol):
-    """Something that writes into a ring from its own thread or callback until stopped or done."""
-
-    ring: AudioRing
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-    @property
-    def error(self) -> BaseException | None: ...
 
 
 CLIP_LEVEL = 0.999

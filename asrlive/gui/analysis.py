@@ -29,8 +29,7 @@ class GradientProbe(BackgroundJob):
         window = next((t for t in reversed(worker.store.timings) if t.commit_from <= frame < t.commit_to), None)
         if window is None:
             return "that frame is not committed yet"
-        start = window.first_frame * g.jump
-        end = start + g.samples_for_frames(window.end_frame - window.first_frame)
+        start, end = g.window_span(window.first_frame, window.end_frame)
         samples = session.ring.read(start, end) if start >= session.ring.oldest else None
         if samples is None:
             return "that frame's audio is no longer in the ring"
@@ -138,13 +137,14 @@ class SensitivityDialog(QDialog):
             kl, agree = self.curves[side]
             kl.setData(x, np.maximum([p.mean_kl for p in points], 1e-8))
             agree.setData(x, [100 * p.agreement for p in points])
-        rec = rfa.recommend(right, 0.99, 0.05)
-        rec95 = rfa.recommend(right, 0.95, 0.2)
+        recs = rfa.recommendations(right)
+        rec, rec95 = recs["agreement_99"], recs["agreement_95"]
         self._recommended = rec if rec is not None else (rec95 or 0.0)
         self.apply.setEnabled(rec is not None or rec95 is not None)
         say = rfa.describe_context
-        self.status.setText(f"Right context for 99% agreement and KL ≤ 0.05: {say(rec)}; "
-                            f"for 95% and KL ≤ 0.2: {say(rec95)}.")
+        (a99, kl99), (a95, kl95) = rfa.STRICT, rfa.LOOSE
+        self.status.setText(f"Right context for {a99:.0%} agreement and KL ≤ {kl99:g}: {say(rec)}; "
+                            f"for {a95:.0%} and KL ≤ {kl95:g}: {say(rec95)}.")
 
 
 def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:

@@ -47,11 +47,6 @@ class BackgroundJob(QObject):
     def _finished(self, _result) -> None:
         self._pending = False
 
-    @property
-    def busy(self) -> bool:
-        """A call is running whose result has not been delivered yet."""
-        return self._pending
-
     def start(self, fn: Callable[[], object]) -> bool:
         if self._pending:
             return False

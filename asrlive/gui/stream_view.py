@@ -227,7 +227,7 @@ class StreamView(QWidget):
             return
         m = session.model
         g = m.geometry
-        self.frame_s = g.jump / g.sample_rate
+        self.frame_s = g.frame_seconds
         self.vocab = m.vocab
         self.blank_id = m.blank_id
         self._probs = _RecentRows(len(m.vocab), int(HISTORY_S * g.frame_rate))
@@ -394,11 +394,10 @@ class StreamView(QWidget):
         for item in (self.zone_left, self.zone_hop, self.zone_right, self.zone_legend):
             item.setVisible(t is not None)
         if t is not None:
-            frame_start = lambda f: f * g.jump / rate  # noqa: E731
-            self.zone_left.setRegion((frame_start(t.first_frame), frame_start(t.commit_from)))
-            self.zone_hop.setRegion((frame_start(t.commit_from), frame_start(t.commit_to)))
-            end_s = (g.samples_for_frames(t.end_frame - t.first_frame) + t.first_frame * g.jump) / rate
-            self.zone_right.setRegion((frame_start(t.commit_to), end_s))
+            fs = g.frame_seconds
+            self.zone_left.setRegion((t.first_frame * fs, t.commit_from * fs))
+            self.zone_hop.setRegion((t.commit_from * fs, t.commit_to * fs))
+            self.zone_right.setRegion((t.commit_to * fs, g.window_span(t.first_frame, t.end_frame)[1] / rate))
             self.zone_legend.setPos(self.wave_plot.viewRange()[0][0], 1.0)
         frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self._probs.count - 1)
         self.rf_region.setVisible(frame >= 0)
