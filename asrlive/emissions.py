@@ -113,6 +113,11 @@ class EmissionStore:
         with self._lock:
             return list(islice(reversed(self.timings), n))[::-1]
 
+    def window_of(self, frame: int) -> WindowTiming | None:
+        """The kept timing of the window that committed ``frame``."""
+        with self._lock:
+            return next((t for t in reversed(self.timings) if t.commit_from <= frame < t.commit_to), None)
+
     def committed(self, start: int = 0, end: int | None = None) -> np.ndarray:
         """A copy of committed rows [start, end); ``start`` must not be older than ``oldest_frame``."""
         with self._lock:

@@ -16,6 +16,7 @@ from .audio.sources import ArraySource, FileSource, MicSource
 from .journal import TranscriptJournal
 from .model import CTCModel
 from .planner import ChunkPlan
+from .emissions import WindowTiming
 from .worker import StreamStatus, StreamWorker
 
 RING_SECONDS = 120.0
@@ -121,6 +122,29 @@ class LiveSession:
     def status(self) -> StreamStatus | None:
         """The worker's latest published snapshot (None before the run starts)."""
         return self.worker.status if self.worker is not None else None
+
+    def emissions(self, since_frame: int) -> tuple[int, np.ndarray]:
+        """(first frame, committed log-prob rows) from ``since_frame`` on, or from the oldest frame
+        still kept where that is later."""
+        if self.worker is None:
+            return since_frame, np.zeros((0, len(self.model.vocab)), np.float32)
+        store = self.worker.store
+        first = max(since_frame, store.oldest_frame)
+        return first, store.committed(first)
+
+    def audio_extent(self) -> tuple[int, int]:
+        """(oldest, newest) absolute sample still in the ring, newest exclusive."""
+        return self.ring.oldest, self.ring.written
+
+    def audio(self, start: int, end: int) -> np.ndarray | None:
+        """Samples [start, end), or None once they have left the ring."""
+        if start < self.ring.oldest:
+            return None
+        return self.ring.read(start, end)
+
+    def window_of(self, frame: int) -> WindowTiming | None:
+        """The window (among the kept timings) that committed ``frame``."""
+        return None if self.worker is None else self.worker.store.window_of(frame)
 
     def input_level(self) -> InputLevel:
         """Level of the newest ``LEVEL_WINDOW_S`` of input, for the meter."""

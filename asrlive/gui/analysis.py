@@ -24,13 +24,12 @@ class GradientProbe(BackgroundJob):
 
     def probe(self, session: LiveSession, frame: int) -> str | None:
         """Start the measurement; returns why it cannot run, or None."""
-        worker = session.worker
         g = session.model.geometry
-        window = next((t for t in reversed(worker.store.timings) if t.commit_from <= frame < t.commit_to), None)
+        window = session.window_of(frame)
         if window is None:
             return "that frame is not committed yet"
         start, end = g.window_span(window.first_frame, window.end_frame)
-        samples = session.ring.read(start, end) if start >= session.ring.oldest else None
+        samples = session.audio(start, end)
         if samples is None:
             return "that frame's audio is no longer in the ring"
         model = session.model
@@ -98,14 +97,15 @@ class SensitivityDialog(QDialog):
 
     def run(self) -> None:
         s = self.session
-        if s is None or s.worker is None or s.worker.store.n_frames < 60:
+        status = s.status if s is not None else None
+        if status is None or status.committed_frames < 60:
             self.status.setText("Stream at least a few seconds of speech first.")
             return
         g = s.model.geometry
-        end = s.worker.store.n_frames * g.jump
-        start = max(s.ring.oldest, end - int(SWEEP_SECONDS * g.sample_rate))
-        start -= start % g.jump
-        samples = s.ring.read(start, end)
+        end = status.committed_frames * g.jump
+        start = max(s.audio_extent()[0], end - int(SWEEP_SECONDS * g.sample_rate))
+        start += -start % g.jump  # on the frame grid, inside the ring
+        samples = s.audio(start, end)
         if samples is None:
             self.status.setText("The audio moved out of the ring; try again.")
             return

@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
             return
         self.view.refresh()
         self._tick += 1
-        finished = session.worker is not None and not session.running
+        finished = session.status is not None and not session.running
         if self._tick % TEXT_EVERY_N_FRAMES == 0 or finished:
             self._update_text()
             self._update_level()

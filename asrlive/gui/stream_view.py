@@ -15,14 +15,13 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from ..melspec import LogMel
-from ..session import HISTORY_S, LiveSession
+from ..session import LiveSession
+from ..view_feed import ENVELOPE_PER_SECOND, ViewFeed
 from .label_layout import pack_in_rows
 from .symbol_axis import SymbolAxis, symbol_label
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-ENVELOPE_PER_SECOND = 100  # waveform min/max buckets per second
 MAX_WAVE_POINTS = 2400     # coarser envelope beyond this: more is invisible at screen width
 PATH_LEVEL = 255           # heatmap value reserved for the greedy path's cells
 LABEL_MAX_SECONDS = 20.0   # character labels only when the visible span is short enough to read
@@ -38,58 +37,6 @@ class FrameInfo:
     frame: int
     time_s: float
     top: list[tuple[str, float]]  # (symbol, probability), best first
-
-
-class _RecentRows:
-    """The newest ``keep`` rows of a stream appended over time, by absolute row index. Storage is
-    ``keep`` plus a quarter: when full, the newest ``keep`` rows move to the front, so an
-    appended row is copied about five times in all, and memory stays bounded however long the
-    session runs."""
-
-    def __init__(self, width: int, keep: int, dtype=np.float32):
-        self.keep = keep
-        self._data = np.zeros((min(keep + keep // 4, 1024), width), dtype)
-        self._first = 0  # absolute index of _data[0]
-        self.count = 0   # rows appended in all
-
-    @property
-    def first(self) -> int:
-        """The oldest row still held."""
-        return max(self._first, self.count - self.keep)
-
-    def extend(self, rows: np.ndarray) -> None:
-        if len(rows) >= self.keep:
-            self.count += len(rows) - self.keep
-            rows = rows[-self.keep:]
-            self._first = self.count  # all that was held is older than these rows
-        held = self.count - self._first
-        if held + len(rows) > len(self._data):
-            capacity = self.keep + self.keep // 4
-            if len(self._data) < capacity:  # still growing towards the bound
-                bigger = np.zeros((min(capacity, max(2 * len(self._data), held + len(rows))), self._data.shape[1]),
-                                  self._data.dtype)
-                bigger[:held] = self._data[:held]
-                self._data = bigger
-            if held + len(rows) > len(self._data):
-                drop = held + len(rows) - self.keep
-                self._data[:held - drop] = self._data[drop:held]
-                self._first += drop
-                held -= drop
-        self._data[held:held + len(rows)] = rows
-        self.count += len(rows)
-
-    def view(self, start: int, end: int) -> tuple[int, np.ndarray]:
-        """(first index, rows) of the held rows in [start, end)."""
-        start = max(start, self.first)
-        end = min(end, self.count)
-        if end <= start:
-            return start, self._data[:0]
-        return start, self._data[start - self._first:end - self._first]
-
-    def row(self, index: int) -> np.ndarray | None:
-        if not self.first <= index < self.count:
-            return None
-        return self._data[index - self._first]
 
 
 class StreamView(QWidget):
@@ -230,12 +177,9 @@ class StreamView(QWidget):
         self.frame_s = g.frame_seconds
         self.vocab = m.vocab
         self.blank_id = m.blank_id
-        self._probs = _RecentRows(len(m.vocab), int(HISTORY_S * g.frame_rate))
-        self._envelope = _RecentRows(2, HISTORY_S * ENVELOPE_PER_SECOND)
-        self._env_samples = 0
-        self._logmel = LogMel(g.sample_rate)
-        self._mel = _RecentRows(self._logmel.n_mels, int(HISTORY_S * g.sample_rate / self._logmel.hop))
-        self._mel_samples = 0
+        self.feed = ViewFeed(session)
+        self._probs, self._envelope, self._mel = self.feed.probs, self.feed.envelope, self.feed.mel
+        self._logmel = self.feed.logmel
         self.symbol_axis.set_symbols(m.vocab, m.blank_id)
         self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
         self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
@@ -268,44 +212,14 @@ class StreamView(QWidget):
         for plot in (self.wave_plot, self.mel_plot, self.heat_plot, self.blank_plot):
             plot.setMouseEnabled(x=on, y=False)
 
-    # -- pulling from the core -------------------------------------------------------------------
-    def _pull(self) -> None:
-        s = self.session
-        worker = s.worker
-        if worker is not None and worker.store.n_frames > self._probs.count:
-            rows = worker.store.committed(self._probs.count)
-            self._probs.extend(np.exp(rows))
-        ring = s.ring
-        # Waveform envelope and log-mel columns, from audio not yet seen by the view.
-        bucket = s.model.sample_rate // ENVELOPE_PER_SECOND
-        start = max(self._env_samples, ring.oldest)
-        end = start + (ring.written - start) // bucket * bucket
-        if end > start:
-            block = ring.read(start, end)
-            if block is not None:
-                if start > self._env_samples:  # the view fell behind the ring: pad the gap
-                    gap = (start - self._env_samples) // bucket
-                    self._envelope.extend(np.zeros((gap, 2), np.float32))
-                pairs = block.reshape(-1, bucket)
-                self._envelope.extend(np.stack([pairs.min(axis=1), pairs.max(axis=1)], axis=1))
-            self._env_samples = end
-        lm = self._logmel
-        mel_start = max(self._mel_samples, ring.oldest)
-        cols = max(0, (ring.written - mel_start - lm.win) // lm.hop + 1)
-        if cols > 0:
-            block = ring.read(mel_start, mel_start + (cols - 1) * lm.hop + lm.win)
-            if block is not None:
-                self._mel.extend(lm.columns(block))
-            self._mel_samples = mel_start + cols * lm.hop
-
     def refresh(self) -> None:
         """One GUI-timer tick: pull what is new and redraw the visible range."""
         if self.session is None:
             return
         status = self.session.status
         finished = status is not None and status.finished  # read first: the pull then has every frame
-        self._pull()
-        now = max(self._env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
+        self.feed.pull()
+        now = max(self.feed.env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
         if not self.paused:
             if finished and 0 < now < self.visible_seconds:
                 # A stream shorter than the axis: fit the axis to it rather than leave most of it empty.
