@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from .export import FORMATS
 from .planner import ChunkSettings
 
 if TYPE_CHECKING:
@@ -195,15 +196,9 @@ def _outputs_for(paths: list[Path], out: Path | None, ext: str) -> list[Path | N
 
 
 def _render(transcript, fmt: str) -> str:
-    from .export import to_srt, to_vtt
+    from .export import render
 
-    if fmt == "txt":
-        return transcript.text + "\n"
-    if fmt == "json":
-        return json.dumps(transcript.as_dict()) + "\n"
-    if fmt == "srt":
-        return to_srt(transcript.words)
-    return to_vtt(transcript.words)
+    return render(fmt, transcript.text, transcript.words, transcript.as_dict())
 
 
 def _save_emissions(path: Path, transcript, model) -> None:
@@ -476,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_and_plan_args(tr)
     tr.add_argument("--offline", action="store_true", help="one pass over the whole file instead of streaming")
     tr.add_argument("--realtime", action="store_true", help="feed the file at real-time pace")
-    tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    tr.add_argument("--format", choices=FORMATS, default="txt")
     tr.add_argument("--emissions", type=Path, help="save per-frame log-probs (.npz; a folder for several files)")
     tr.add_argument("-o", "--output", type=Path, help="output file (a folder for several files)")
     tr.set_defaults(func=_cmd_transcribe)

@@ -6,8 +6,10 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .decoder import TimedWord
+if TYPE_CHECKING:  # only for hints: the CLI imports this module before numpy is needed
+    from .decoder import TimedWord
 
 MAX_CUE_CHARS = 42
 MAX_CUE_SECONDS = 6.0
@@ -47,6 +49,23 @@ def to_vtt(words: list[TimedWord]) -> str:
 
 def to_json(record: dict | list) -> str:
     return json.dumps(record, indent=2) + "\n"
+
+
+FORMATS = ("txt", "json", "srt", "vtt")
+
+
+def render(fmt: str, text: str, words: list[TimedWord], record: dict) -> str:
+    """A transcript in one of ``FORMATS``: its text, its timed words (SRT, WebVTT), or ``record``,
+    its JSON form. The CLI and the app both write through this."""
+    if fmt == "txt":
+        return text + "\n"
+    if fmt == "json":
+        return to_json(record)
+    if fmt == "srt":
+        return to_srt(words)
+    if fmt == "vtt":
+        return to_vtt(words)
+    raise ValueError(f"unknown transcript format {fmt!r}; one of {', '.join(FORMATS)}")
 
 
 def write_atomic(path: Path | str, text: str) -> None:

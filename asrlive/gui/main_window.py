@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow,
 from ..audio.devices import DeviceError
 from ..audio.files import AudioFileError, file_info
 from ..decoder import TimedWord
-from ..export import to_json, to_srt, to_vtt, write_atomic
+from ..export import FORMATS, render, write_atomic
 from ..journal import pending_journals, settle
 from ..model import CTCModel, ModelLoadError, load_model
 from ..planner import ChunkPlan, ChunkSettings
@@ -381,19 +381,10 @@ class MainWindow(QMainWindow):
 
     def save_transcript(self, path: Path) -> None:
         """Write the transcript in the format its suffix names (.txt, .srt, .vtt, .json)."""
-        committed, _ = self.current_text()
-        words = self.all_words()
-        suffix = path.suffix.lower()
-        if suffix == ".srt":
-            text = to_srt(words)
-        elif suffix == ".vtt":
-            text = to_vtt(words)
-        elif suffix == ".json":
-            text = to_json({"text": committed, "words": [w.as_dict() for w in words],
-                            "model": self.model.name if self.model else None})
-        else:
-            text = committed + "\n"
-        write_atomic(path, text)
+        committed, words = self.history.text(), self.history.words()
+        fmt = path.suffix.lower().lstrip(".")
+        record = {"text": committed, "words": [w.as_dict() for w in words], "model": self.model.name if self.model else None}
+        write_atomic(path, render(fmt if fmt in FORMATS else "txt", committed, words, record))
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
