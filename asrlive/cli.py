@@ -105,8 +105,6 @@ def _analysis_audio(args: argparse.Namespace, sample_rate: int) -> np.ndarray:
 
 
 def _rf_measured(args: argparse.Namespace, geometry) -> int:
-    import numpy as np
-
     from . import rf_analysis as rfa
     from .model import ModelLoadError, configure_torch_threads, load_model
 
@@ -122,14 +120,11 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
     record: dict = {"model": model.name, "analytic": geometry.as_dict(), "audio_seconds": round(len(audio) / geometry.sample_rate, 3)}
     lines: list[str] = []
     if args.empirical:
-        frames = sorted({1, n // 4, n // 2, 3 * n // 4, n - 2})
-        measured = rfa.measure_rf(model, audio, frames)
+        probe = rfa.locality_probe(model, audio)
+        measured = probe["measured"]
         record["empirical"] = measured
-        edit = np.zeros_like(audio)
-        a, b = geometry.frame_span(n // 2)
-        edit[b + 1600:] = np.random.default_rng(0).standard_normal(len(audio) - b - 1600) * 0.1
-        record["conv_feature_change_outside_rf"] = rfa.conv_feature_change(model, audio, n // 2, edit)
-        record["output_change_by_distance"] = rfa.output_change_by_distance(model, audio, n // 4, [0, 20, 50, 100, 200, 500, 1000, 2000])
+        record["conv_feature_change_outside_rf"] = probe["conv_feature_change_outside_rf"]
+        record["output_change_by_distance"] = probe["output_change_by_distance"]
         lines.append(f"Analytic conv RF {geometry.rf} samples ({geometry.rf * 1000 / geometry.sample_rate:.1f} ms), "
                      f"step {geometry.jump}; window {len(audio)} samples")
         lines.append(f"{'frame':>6} {'analytic span':>16} {'conv grad span':>16} {'50% L/R ms':>14} {'90% L/R ms':>14} {'99% L/R ms':>14} {'grad != 0':>16}")
@@ -138,32 +133,28 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
                 f"{r['frame']:>6} {str(tuple(r['analytic_span'])):>16} {rfa.span_text(r['conv_gradient_span']):>16} "
                 + " ".join(f"{r[f'mass{p}_left_ms']:>6.0f}/{r[f'mass{p}_right_ms']:<7.0f}" for p in (50, 90, 99))
                 + f" {str(tuple(r['nonzero_span_samples'])):>16}")
-        lines.append(f"conv features of frame {n // 2} when only samples >100 ms outside its RF change: "
+        lines.append(f"conv features of frame {probe['middle_frame']} when only samples >100 ms outside its RF change: "
                      f"max relative change {record['conv_feature_change_outside_rf']:.2e}"
                      + (" (GroupNorm over time: not local)" if geometry.feat_extract_norm == "group" else " (local)"))
         lines.append("log-prob change of frame %d from a 20 ms burst d ms after its RF: %s" % (
-            n // 4, ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in record["output_change_by_distance"])))
+            probe["quarter_frame"], ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in record["output_change_by_distance"])))
     if args.sensitivity:
         if args.frames < 4:
             raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
-        reach = rfa.sweep_reach(geometry.frame_ms)
-        frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "right"), args.frames)
-        if len(frames) < 4:
+        if len(rfa.sweepable_frames(n, rfa.sweep_reach(geometry.frame_ms), "right")) < 4:
             raise CLIError(f"audio too short for a {rfa.SWEEP_REACH_MS} ms right-context sweep", EXIT_BAD_INPUT)
-        contexts = rfa.context_grid(geometry.frame_ms)
-        right = rfa.context_sensitivity(model, audio, frames, contexts, side="right")
-        left_frames = rfa.sweep_frames(rfa.sweepable_frames(n, reach, "left"), args.frames)
-        left = rfa.context_sensitivity(model, audio, left_frames, contexts, side="left") if left_frames else []
+        sweep = rfa.sensitivity_sweep(model, audio, args.frames)
+        right, left = sweep.right, sweep.left
         rec, rec_left = rfa.recommendations(right), rfa.recommendations(left)
         record["right_context"] = [p.__dict__ for p in right]
         record["left_context"] = [p.__dict__ for p in left]
         record["recommended_right_ms"] = rec
         record["recommended_left_ms"] = rec_left
-        lines.append(f"Right-context sensitivity over {len(frames)} frames (left context: all):")
+        lines.append(f"Right-context sensitivity over {sweep.right_frames} frames (left context: all):")
         lines.append(f"{'right ms':>9} {'mean KL':>10} {'agree':>7}")
         for p in right[::5] + ([right[-1]] if (len(right) - 1) % 5 else []):
             lines.append(f"{p.context_ms:>9.0f} {p.mean_kl:>10.4f} {p.agreement * 100:>6.1f}%")
-        lines.append(f"Left-context sensitivity over {len(left_frames)} frames (right context: all):")
+        lines.append(f"Left-context sensitivity over {sweep.left_frames} frames (right context: all):")
         for p in left[::5] + ([left[-1]] if left and (len(left) - 1) % 5 else []):
             lines.append(f"{p.context_ms:>9.0f} {p.mean_kl:>10.4f} {p.agreement * 100:>6.1f}%")
         say = rfa.describe_context

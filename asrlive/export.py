@@ -47,20 +47,17 @@ def to_vtt(words: list[TimedWord]) -> str:
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
-def to_json(record: dict | list) -> str:
-    return json.dumps(record, indent=2) + "\n"
-
-
 FORMATS = ("txt", "json", "srt", "vtt")
 
 
 def render(fmt: str, text: str, words: list[TimedWord], record: dict) -> str:
     """A transcript in one of ``FORMATS``: its text, its timed words (SRT, WebVTT), or ``record``,
-    its JSON form. The CLI and the app both write through this."""
+    its JSON form, on one line (so that several files printed together are JSON Lines). The CLI
+    and the app both write through this."""
     if fmt == "txt":
         return text + "\n"
     if fmt == "json":
-        return to_json(record)
+        return json.dumps(record) + "\n"
     if fmt == "srt":
         return to_srt(words)
     if fmt == "vtt":

@@ -224,6 +224,50 @@ def describe_context(context_ms: float | None) -> str:
     return f"not within {SWEEP_REACH_MS} ms" if context_ms is None else f"{context_ms:.0f} ms"
 
 
+# The locality probe's protocol, the same for `asrlive rf --empirical` and the RF report.
+BURST_DISTANCES_MS = [0, 20, 50, 100, 200, 500, 1000, 2000]
+OUTSIDE_RF_MARGIN = 1600  # samples (100 ms): the edit starts this far past the frame's RF
+
+
+def locality_probe(model: CTCModel, samples: np.ndarray) -> dict:
+    """Gradient-measured RFs of five frames across the window; how much the middle frame's conv
+    features change when only samples more than 100 ms past its RF change (0 for a local front
+    end); and how far a noise burst moves the quarter frame's log-probs, by distance past its RF."""
+    g = model.geometry
+    n = g.frames(len(samples))
+    mid, quarter = n // 2, n // 4
+    edit = np.zeros_like(samples)
+    start = g.frame_span(mid)[1] + OUTSIDE_RF_MARGIN
+    edit[start:] = np.random.default_rng(0).standard_normal(len(samples) - start) * 0.1
+    return {"measured": measure_rf(model, samples, sorted({1, quarter, mid, 3 * n // 4, n - 2})),
+            "middle_frame": mid, "conv_feature_change_outside_rf": conv_feature_change(model, samples, mid, edit),
+            "quarter_frame": quarter,
+            "output_change_by_distance": output_change_by_distance(model, samples, quarter, BURST_DISTANCES_MS)}
+
+
+@dataclass(frozen=True)
+class SensitivitySweep:
+    right: list[SensitivityPoint]
+    left: list[SensitivityPoint]
+    right_frames: int
+    left_frames: int
+
+
+def sensitivity_sweep(model: CTCModel, samples: np.ndarray, most_frames: int | None = None) -> SensitivitySweep:
+    """Right context (left: all) and left context (right: all) against offline, on every frame
+    that has the sweep's reach of audio on that side, or ``most_frames`` of them spread evenly."""
+    g = model.geometry
+    n = g.frames(len(samples))
+    reach = sweep_reach(g.frame_ms)
+    contexts = context_grid(g.frame_ms)
+    out = {}
+    for side in ("right", "left"):
+        frames = sweepable_frames(n, reach, side)
+        chosen = list(frames) if most_frames is None else sweep_frames(frames, most_frames)
+        out[side] = (context_sensitivity(model, samples, chosen, contexts, side) if chosen else [], len(chosen))
+    return SensitivitySweep(out["right"][0], out["left"][0], out["right"][1], out["left"][1])
+
+
 def sweepable_frames(n_frames: int, reach: int, side: str) -> range:
     """The frames with ``reach`` frames of audio on ``side`` (and two frames' margin at the other
     end), so every context length up to ``reach`` is a real window for them."""

@@ -79,9 +79,8 @@ def plot_png(path: Path, title: str, series: list[tuple[str, np.ndarray, np.ndar
 
 def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> list[str]:
     g = model.geometry
-    n = g.frames(len(audio))
-    frames = sorted({1, n // 4, n // 2, 3 * n // 4, n - 2})
-    measured = rfa.measure_rf(model, audio, frames)
+    probe = rfa.locality_probe(model, audio)
+    measured = probe["measured"]
     if g.pos_conv_kernel:
         front = (f"Positional conv {g.pos_conv_kernel} frames -> {g.rf_with_pos_conv} samples "
                  f"({g.rf_with_pos_conv * 1000 / g.sample_rate:.0f} ms) before attention; "
@@ -99,7 +98,7 @@ def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> lis
         lines.append(f"| {r['frame']} | {tuple(r['analytic_span'])} | {rfa.span_text(r['conv_gradient_span'])} | "
                      + " | ".join(f"{r[f'mass{p}_left_ms']:.0f} / {r[f'mass{p}_right_ms']:.0f}" for p in (50, 90, 99))
                      + f" | {tuple(r['nonzero_span_samples'])} |")
-    mid = n // 2
+    mid = probe["middle_frame"]
     full = rfa.output_gradient(model, audio, mid)
     conv = rfa.conv_gradient(model, audio, mid)
     t = (np.arange(len(audio)) - (g.frame_span(mid)[0] + g.rf / 2)) / g.sample_rate * 1000
@@ -116,14 +115,10 @@ def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> lis
              "time relative to the frame centre (ms)", "gradient magnitude",
              marks=[(-g.rf / 2 / g.sample_rate * 1000, "#1f4e79"), (g.rf / 2 / g.sample_rate * 1000, "#1f4e79")])
     lines += ["", f"![gradient of frame {mid}]({png})", ""]
-    edit = np.zeros_like(audio)
-    a, b = g.frame_span(mid)
-    edit[b + 1600:] = np.random.default_rng(0).standard_normal(len(audio) - b - 1600) * 0.1
-    change = rfa.conv_feature_change(model, audio, mid, edit)
-    by_distance = rfa.output_change_by_distance(model, audio, n // 4, [0, 20, 50, 100, 200, 500, 1000, 2000])
+    change, by_distance = probe["conv_feature_change_outside_rf"], probe["output_change_by_distance"]
     lines += [f"Conv features of frame {mid} when only samples more than 100 ms past its RF change: max relative "
               f"change **{change:.2e}** ({'not local: GroupNorm over time in conv layer 0' if change > 1e-6 else 'local: exactly unchanged'}).", "",
-              f"Log-prob change (max abs) of frame {n // 4} from a 20 ms noise burst d ms after its conv RF: "
+              f"Log-prob change (max abs) of frame {probe['quarter_frame']} from a 20 ms noise burst d ms after its conv RF: "
               + ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in by_distance)
               + " — attention" + (" (and the positional conv)" if g.pos_conv_kernel else "")
               + " carries information far past the conv RF.", ""]
@@ -131,14 +126,8 @@ def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> lis
 
 
 def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
-    g = model.geometry
-    n = g.frames(len(audio))
-    reach = rfa.sweep_reach(g.frame_ms)
-    frames = list(rfa.sweepable_frames(n, reach, "right"))
-    contexts = rfa.context_grid(g.frame_ms)
-    right = rfa.context_sensitivity(model, audio, frames, contexts, "right")
-    left_frames = list(rfa.sweepable_frames(n, reach, "left"))
-    left = rfa.context_sensitivity(model, audio, left_frames, contexts, "left")
+    sweep = rfa.sensitivity_sweep(model, audio)
+    right, left = sweep.right, sweep.left
     plot_png(out / "sensitivity-kl.png", "Mean KL(offline ‖ streamed) of a frame vs context",
              [("right context (left: all)", np.array([p.context_ms for p in right]), np.maximum([p.mean_kl for p in right], 1e-6), "#c0392b"),
               ("left context (right: all)", np.array([p.context_ms for p in left]), np.maximum([p.mean_kl for p in left], 1e-6), "#1f4e79")],
@@ -150,8 +139,8 @@ def sensitivity_section(model, audio: np.ndarray, out: Path) -> list[str]:
     say = rfa.describe_context
     rec_r, rec_l = rfa.recommendations(right), rfa.recommendations(left)
     (a99, kl99), (a95, kl95) = rfa.STRICT, rfa.LOOSE
-    lines = [f"Frames measured: {len(frames)} for right context, {len(left_frames)} for left context, so 99 % "
-             f"agreement allows {len(frames) // 100} and {len(left_frames) // 100} disagreeing frames.", "",
+    lines = [f"Frames measured: {sweep.right_frames} for right context, {sweep.left_frames} for left context, so 99 % "
+             f"agreement allows {sweep.right_frames // 100} and {sweep.left_frames // 100} disagreeing frames.", "",
              "| right context (ms) | mean KL | agreement | | left context (ms) | mean KL | agreement |", "|---|---|---|---|---|---|---|"]
     for i in range(0, len(right), 5):
         r = right[i]
