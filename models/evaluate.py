@@ -8,7 +8,7 @@
 (a) held-out synthetic speech: ``--heldout N`` espeak-ng sentences and voice variants that
     training never sees (fixed seed); ``--heldout-corpus`` a shard of ``models/make_corpus.py``
     in the held-out split (held-out voices of the training engines, and festival, an engine
-    training never hears), by engine;
+    training never hears), by engine, offline and streamed under each ``--plans`` entry;
 (b) ``../shared/realspeech``: real human speech, reported only (never trained or tuned on): the
     model offline and streamed under each ``--plans`` entry (hop/left/right ms), and on the same
     files in the same run the older model, pocketsphinx's own English model, and full Whisper
@@ -55,21 +55,30 @@ def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> di
             "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
 
 
-def heldout_corpus(model, shard: Path) -> dict:
+def heldout_corpus(model, shard: Path, plans: list[ChunkSettings]) -> dict:
+    """Offline CER by engine on a held-out corpus shard, and streamed CER at each of ``plans``."""
     d = np.load(shard)
     offsets = d["offsets"]
-    refs, hyps, engines = [], [], []
+    refs, hyps, engines, audios = [], [], [], []
     for i, (text, voice) in enumerate(zip(d["texts"], d["voices"])):
         audio = d["audio"][offsets[i]:offsets[i + 1]].astype(np.float32) / 32767
+        audios.append(audio)
         refs.append(str(text))
         hyps.append(offline_samples(model, audio).text)
         engines.append(str(voice).split(":")[0])
+    offline_cer = cer(refs, hyps)
+    streamed = {}
+    for settings in plans:
+        plan = ChunkPlan.from_settings(model.geometry, settings)
+        streamed_cer = cer(refs, [stream_samples(model, a, plan).text for a in audios])
+        streamed[f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"] = {
+            "cer": round(streamed_cer, 4), "relative_to_offline": round(streamed_cer / max(1e-9, offline_cer), 3)}
     by_engine = {}
     for e in sorted(set(engines)):
         pick = [j for j, x in enumerate(engines) if x == e]
         by_engine[e] = {"utterances": len(pick), "cer": round(cer([refs[j] for j in pick], [hyps[j] for j in pick]), 4)}
     return {"shard": str(shard), "utterances": len(refs), "cer": round(cer(refs, hyps), 4),
-            "wer": round(wer(refs, hyps), 4), "by_engine": by_engine,
+            "wer": round(wer(refs, hyps), 4), "by_engine": by_engine, "streamed": streamed,
             "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
 
 
@@ -164,7 +173,7 @@ def main() -> None:
     ap.add_argument("--heldout-corpus", type=Path)
     ap.add_argument("--realspeech", type=Path)
     ap.add_argument("--plans", default="1000/2000/500,320/1000/320",
-                    help="streamed plans for realspeech, hop/left/right ms, comma-separated")
+                    help="streamed plans (realspeech and --heldout-corpus), hop/left/right ms, comma-separated")
     ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
     ap.add_argument("--whisper-full", type=Path, help="a transformers Whisper folder (the ceiling)")
@@ -176,7 +185,7 @@ def main() -> None:
     if args.heldout:
         record["heldout_synthetic_espeak"] = synthetic(model, args.heldout)
     if args.heldout_corpus:
-        record["heldout_synthetic_engines"] = heldout_corpus(model, args.heldout_corpus)
+        record["heldout_synthetic_engines"] = heldout_corpus(model, args.heldout_corpus, parse_plans(args.plans))
     if args.realspeech:
         old = load_model(args.old_model, device="cpu") if args.old_model else None
         record["realspeech"] = realspeech(model, args.realspeech, parse_plans(args.plans), old,

@@ -120,7 +120,6 @@ class MicSource:
         self.block_frames = max(1, int(native_rate * block_ms / 1000))
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._started = False
         self._last_callback = 0.0
         if native_rate == ring.sample_rate:
             self._capture_ring = ring
@@ -135,14 +134,17 @@ class MicSource:
 
     @property
     def error(self) -> BaseException | None:
-        """The device failed, or went silent: a stream that stops calling back is a lost device
-        on some back ends (ALSA via PulseAudio) that never report it otherwise."""
-        if self._error is None and self._started and not self._stop.is_set():
-            if time.monotonic() - self._last_callback > STALL_SECONDS:
-                from .devices import DeviceError
-
-                self._error = DeviceError(f"input device '{self.device_name}' stopped delivering audio")
+        """The device failed, or went silent (see ``_watch``)."""
         return self._error
+
+    def _watch(self) -> None:
+        """A stream that stops calling back is a lost device on some back ends (ALSA via
+        PulseAudio) that never report it otherwise: flag it once it has been silent too long."""
+        from .devices import DeviceError
+
+        while not self._stop.wait(STALL_SECONDS / 8) and self._error is None:
+            if time.monotonic() - self._last_callback > STALL_SECONDS:
+                self._error = DeviceError(f"input device '{self.device_name}' stopped delivering audio")
 
     def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
         self._last_callback = time.monotonic()
@@ -178,7 +180,7 @@ class MicSource:
             self._relay.start()
         self._last_callback = time.monotonic()
         self._stream.start()
-        self._started = True
+        threading.Thread(target=self._watch, name="asrlive-mic-watchdog", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
