@@ -84,9 +84,10 @@ def cache(args) -> None:
 class Features:
     """Cached encoder outputs of one split, in memory as float16."""
 
-    def __init__(self, feats: Path, split: str, layer: int, limit_shards: int | None = None):
+    def __init__(self, feats: Path, shards: str, layer: int, limit_shards: int | None = None):
+        """``shards``: a glob of shard names, e.g. ``train-*`` or ``train-0003``."""
         self.items: list[tuple[np.ndarray, list[int], str, str]] = []
-        metas = sorted(feats.glob(f"{split}-*.json"))[:limit_shards]
+        metas = sorted(feats.glob(f"{shards}.json"))[:limit_shards]
         for meta_path in metas:
             meta = json.loads(meta_path.read_text())
             arr = np.load(feats / f"{meta_path.stem}.L{layer}.npy", mmap_mode="r")
@@ -94,7 +95,7 @@ class Features:
             for i, text in enumerate(meta["texts"]):
                 self.items.append((np.asarray(arr[starts[i]:starts[i + 1]]), encode_text(text), text, meta["voices"][i]))
         if not self.items:
-            raise SystemExit(f"no cached {split} features for layer {layer} in {feats}")
+            raise SystemExit(f"no cached {shards} features for layer {layer} in {feats}")
 
     def batches(self, rng: random.Random, max_frames: int):
         """Length-sorted batches of at most ``max_frames`` padded frames, in random order."""
@@ -180,8 +181,8 @@ def train(args) -> None:
         print(f"resumed at step {step} (best CER {best})", flush=True)
     (args.run / "head.json").write_text(json.dumps({"head": shape.__dict__, "encoder": enc_meta,
                                                     "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
-    train_set = Features(args.feats, "train", args.read_layer, args.train_shards)
-    dev_set = Features(args.feats, "heldout", args.read_layer)
+    train_set = Features(args.feats, "train-*", args.read_layer, args.train_shards)
+    dev_set = Features(args.feats, "heldout-*", args.read_layer)
     print(f"{len(train_set.items)} training utterances, {len(dev_set.items)} held out", flush=True)
     ctc = torch.nn.CTCLoss(blank=CHAR_VOCAB[BLANK], zero_infinity=True)
     deadline = time.time() + args.minutes * 60
@@ -249,12 +250,15 @@ def export(args) -> None:
     for name in ("encoder.safetensors", "encoder.json", "LICENSE-whisper.txt"):
         shutil.copy(args.encoder / name, args.out / name)
     (args.out / "vocab.json").write_text(json.dumps(CHAR_VOCAB, indent=1) + "\n")
+    # A CTC run's dev record has its CER by engine; a window-distillation run's (window_distil.py)
+    # the streamed and offline CERs it chose by.
+    trained = {"step": best["step"], "heldout": best["dev"]}
+    if "distilled_from" in meta:
+        trained["distilled_from_step"] = meta["distilled_from_step"]
     config = folder_config(EncoderShape(**enc_meta["encoder"]), HeadShape(**meta["head"]), MEL_FLOOR,
-                           whisper=enc_meta["whisper"],
-                           trained={"step": best["step"], "heldout_cer": round(best["dev"]["cer"], 4),
-                                    "heldout_by_engine": best["dev"]["by_engine"]})
+                           whisper=enc_meta["whisper"], trained=trained)
     (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    print(f"exported step {best['step']} (held-out CER {best['dev']['cer']:.4f}) to {args.out}")
+    print(f"exported step {best['step']} (held-out {best['dev']}) to {args.out}")
 
 
 def main() -> None:

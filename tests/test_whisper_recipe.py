@@ -47,19 +47,14 @@ def test_room_impulse_decays():
     assert np.sum(h[1:quarter] ** 2) > np.sum(h[-quarter:] ** 2)
 
 
-@pytest.mark.skipif(not voices.have_engine("espeak"), reason="espeak-ng missing")
-def test_cache_train_export_round_trip(tmp_path):
-    """Two tiny shards through the recipe's three steps, on a tiny random encoder: the exported
-    folder loads through asrlive and reproduces the head's own output on the cached features."""
+def tiny_corpus_and_encoder(tmp_path):
+    """A train and a held-out shard of two espeak-ng sentences each, and a tiny random encoder folder."""
     import json
 
-    import torch
-
-    from asrlive.model import load_model
     from asrlive.whisper_ctc_folder import read_config
     from tests.conftest import make_tiny_whisper_ctc
 
-    corpus, feats, run, out = (tmp_path / n for n in ("corpus", "feats", "run", "model"))
+    corpus = tmp_path / "corpus"
     corpus.mkdir()
     rng, sentences = random.Random(0), ["HELLO THERE", "GOOD MORNING TO YOU"]
     for split in ("train", "heldout"):
@@ -71,6 +66,19 @@ def test_cache_train_export_round_trip(tmp_path):
     cfg = read_config(encoder)
     (encoder / "encoder.json").write_text(json.dumps({"whisper": "random", "encoder": cfg["encoder"]}))
     (encoder / "LICENSE-whisper.txt").write_text("test")
+    return corpus, encoder
+
+
+@pytest.mark.skipif(not voices.have_engine("espeak"), reason="espeak-ng missing")
+def test_cache_train_export_round_trip(tmp_path):
+    """Two tiny shards through the recipe's three steps, on a tiny random encoder: the exported
+    folder loads through asrlive and reproduces the head's own output on the cached features."""
+    import torch
+
+    from asrlive.model import load_model
+
+    feats, run, out = (tmp_path / n for n in ("feats", "run", "model"))
+    corpus, encoder = tiny_corpus_and_encoder(tmp_path)
     recipe = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
     for args in (["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "2", "--feats", feats],
                  ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
@@ -177,3 +185,56 @@ def test_the_whisper_model_in_the_repository_loads_and_streams_frame_exact(spoke
     assert streamed.n_frames == offline.n_frames == model.geometry.frames(audio.size)
     np.testing.assert_allclose(streamed.log_probs, offline.log_probs, atol=1e-4)
     assert offline.text.strip()
+
+
+@pytest.mark.skipif(not voices.have_engine("espeak"), reason="espeak-ng missing")
+def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
+    """The window cache holds, for every utterance, the planner's windows (each frame committed
+    once) with the encoder's output on exactly that window's samples; distillation from a trained
+    head runs, resumes and exports a folder that loads."""
+    import json
+
+    import torch
+
+    from asrlive.model import load_model
+    from asrlive.whisper_ctc import load_whisper_ctc
+
+    corpus, encoder = tiny_corpus_and_encoder(tmp_path)
+    feats, wfeats, run, student, out = (tmp_path / n for n in ("feats", "wfeats", "run", "student", "model"))
+    ctc = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
+    distil = [sys.executable, str(MODELS / "window_distil.py")]
+    steps = [ctc + ["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "2", "--feats", feats],
+             ctc + ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
+                    "--head-dim", "32", "--steps", "2", "--eval-every", "2", "--threads", "1"]]
+    for plan in ("1000/2000/500", "320/1000/320"):
+        steps.append(distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
+                               "--shards", "heldout-0000", "--plan", plan, "--layer", "2"])
+    steps += [distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
+                        "--shards", "train-0000", "--layer", "2"],
+              distil + ["train", "--feats", feats, "--window-feats", wfeats, "--teacher", run / "best.pt",
+                        "--run", student, "--steps", "2", "--eval-every", "1", "--threads", "1"],
+              ctc + ["export", "--run", student, "--encoder", encoder, "--out", out]]
+    for cmd in steps:
+        done = subprocess.run([str(a) for a in cmd], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    d = np.load(corpus / "heldout-0000.npz")
+    meta = json.loads((wfeats / "heldout-0000.320-1000-320.json").read_text())
+    cached = np.load(wfeats / "heldout-0000.320-1000-320.L2.npy")
+    model, _ = load_whisper_ctc(encoder)
+    start = 0
+    for u in range(2):
+        x = d["audio"][d["offsets"][u]:d["offsets"][u + 1]].astype(np.float32) / 32767
+        wins = [w for w in meta["windows"] if w[0] == u]
+        total = (len(x) - 1040) // 320 + 1
+        assert [c for w in wins for c in range(w[2], w[3])] == list(range(total))  # every frame once
+        for _, first, _, _, end, *_ in wins:
+            with torch.inference_mode():
+                h = model.encoder.hidden(torch.from_numpy(x[first * 320:(end - first - 1) * 320 + 1040 + first * 320])[None], 2)[0]
+            np.testing.assert_allclose(cached[start:start + end - first].astype(np.float32), h.numpy(), atol=2e-2)
+            start += end - first
+    assert load_model(out, device="cpu").geometry.rf == 1040
+    config = json.loads((out / "config.json").read_text())
+    assert config["trained"]["distilled_from_step"] == 2 and "hop320" in config["trained"]["heldout"]
+    done = subprocess.run([str(a) for a in steps[-2][:-6]] + ["--steps", "3", "--eval-every", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert "resumed at step 2" in done.stdout, done.stdout + done.stderr
