@@ -28,7 +28,7 @@ import numpy as np
 PAUSE_ENDS_WORD_S = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Char:
     symbol: str
     frame: int        # first frame of its run
@@ -36,7 +36,7 @@ class Char:
     prob: float       # highest posterior within its run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TimedWord:
     text: str
     start: float
@@ -75,7 +75,7 @@ class CommittedLog:
                          float(np.mean([c.prob for c in chars])))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogCursor:
     """How much of a ``CommittedLog`` one moment covers: characters [0, n_chars), closed words
     [0, n_words), and the open word from ``open_from`` (None when no word is open)."""
