@@ -47,7 +47,7 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     path, text = sentence_wav
     w = make_window(qtbot, tmp_path, None)
     stream_file(qtbot, w, path)
-    shown = w.transcript.toPlainText().strip()
+    shown = w.transcript.text().strip()
     expected = core_stream_file(embedded_model, path, w.session.plan).text
     assert shown and shown == expected
     assert shown.split()[0] == text.split()[0] and shown.split()[-1] == text.split()[-1], shown
@@ -513,7 +513,7 @@ def test_confidence_colours_match_the_characters_they_colour(qtbot, tmp_path, se
     w.chunk_controls.hop.setValue(160)  # many windows: many runs cut at a window's end
     stream_file(qtbot, w, path)
     status = w.session.status
-    text = w.transcript.toPlainText()
+    text = w.transcript.text()
     assert text == status.committed_text and len(text) > 10
     expected, chars = [], iter(status.log.chars)
     for ch in text:
@@ -534,11 +534,30 @@ def test_runs_and_clear_keep_text_and_words_together(qtbot, tmp_path, sentence_w
     stream_file(qtbot, w, path)
     first = w.session.status.committed_text
     stream_file(qtbot, w, path)
-    assert w.transcript.toPlainText() == first + "\n" + first == w.current_text()[0]
+    assert w.transcript.text() == first + "\n" + first == w.current_text()[0]
     words = w.all_words()
     assert [x.text for x in words] == (first + " " + first).split()
     assert words[len(first.split())].start >= words[len(first.split()) - 1].end  # one time line
     w.clear_transcript()
-    assert w.transcript.toPlainText() == "" and w.current_text()[0] == "" and w.all_words() == []
+    assert w.transcript.text() == "" and w.current_text()[0] == "" and w.all_words() == []
     stream_file(qtbot, w, path)
-    assert w.transcript.toPlainText() == first and [x.text for x in w.all_words()] == first.split()
+    assert w.transcript.text() == first and [x.text for x in w.all_words()] == first.split()
+
+
+def test_transcript_view_keeps_paragraphs_short_and_text_whole(qtbot):
+    """Qt lays out a whole paragraph on every change, so a long run is shown in paragraphs of at
+    most about PARAGRAPH_CHARS: the text read back is still exactly what was appended."""
+    from asrlive.gui.transcript_view import PARAGRAPH_CHARS, TranscriptView
+    from asrlive.transcript_history import TextUpdate
+
+    v = TranscriptView()
+    qtbot.addWidget(v)
+    appended = []
+    for i in range(400):
+        piece = ("\n" if i == 200 else "") + ("HELLO " if i else "HELLO") + "WORLD"
+        v.apply(TextUpdate(piece, (None,) * len(piece), None, " TENTATIVE"), coloured=False)
+        appended.append(piece)
+    assert v.text() == "".join(appended) + " TENTATIVE"
+    blocks = v.toPlainText().split("\n")
+    assert len(blocks) > 2 * len("".join(appended)) // (2 * PARAGRAPH_CHARS)
+    assert max(len(b) for b in blocks) <= PARAGRAPH_CHARS + len(" TENTATIVE") + 12

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QTextEdit, QVBoxLayout, QWidget
 from ..transcript_history import TextUpdate
 
 SHOWN_CHARS = 400          # what fits the presentation screen
+PARAGRAPH_CHARS = 600      # the transcript view's longest paragraph, about ten lines
 TAIL_CHARS = 2 * SHOWN_CHARS
 
 
@@ -27,8 +28,10 @@ def confidence_colour(prob: float) -> str:
 
 class TranscriptView(QTextEdit):
     """Read-only transcript that grows by appending: committed text is inserted once, and only
-    the tentative tail is replaced on each update, so long transcripts cost no more to refresh
-    than short ones."""
+    the tentative tail is replaced on each update. Qt lays out a whole paragraph whenever it
+    changes, so a paragraph is closed at the first word boundary after ``PARAGRAPH_CHARS``
+    characters (the view shows a line break where the transcript has a space): long transcripts
+    then cost no more to refresh than short ones."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -40,6 +43,8 @@ class TranscriptView(QTextEdit):
                                 "grey italic text is tentative and may still change.")
         self._committed_len = 0
         self._tentative = ""
+        self._paragraph_len = 0
+        self._soft_breaks: list[int] = []  # committed-text offsets of spaces shown as paragraph breaks
         self._tentative_format = QTextCharFormat()
         self._tentative_format.setForeground(QColor("#8a8a8a"))
         self._tentative_format.setFontItalic(True)
@@ -64,16 +69,38 @@ class TranscriptView(QTextEdit):
             cursor.movePosition(QTextCursor.Left, QTextCursor.KeepAnchor, 1)
             cursor.setCharFormat(self._coloured(confidence_colour(update.last_prob)))
             cursor.movePosition(QTextCursor.End)
+        text = self._break_paragraphs(update.text)
         index = 0
         for colour, run in groupby(update.probs, key=lambda p: confidence_colour(p) if coloured and p is not None else ""):
             n = len(list(run))
-            cursor.insertText(update.text[index:index + n], self._coloured(colour))
+            cursor.insertText(text[index:index + n], self._coloured(colour))
             index += n
         cursor.insertText(update.tentative, self._tentative_format)
         self._committed_len += len(update.text)
         self._tentative = update.tentative
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())
+
+    def _break_paragraphs(self, text: str) -> str:
+        chars = list(text)
+        for i, ch in enumerate(chars):
+            if ch == "\n":
+                self._paragraph_len = 0
+            elif ch == " " and self._paragraph_len >= PARAGRAPH_CHARS:
+                chars[i] = "\n"
+                self._soft_breaks.append(self._committed_len + i)
+                self._paragraph_len = 0
+            else:
+                self._paragraph_len += 1
+        return "".join(chars)
+
+    def text(self) -> str:
+        """The committed and tentative text shown, paragraph breaks of long runs read as the
+        spaces they stand for."""
+        chars = list(self.toPlainText())
+        for i in self._soft_breaks:
+            chars[i] = " "
+        return "".join(chars)
 
     def colours(self) -> list[str]:
         """The foreground colour of each committed character, "" for the default (for tests)."""
@@ -96,6 +123,8 @@ class TranscriptView(QTextEdit):
         self.clear()
         self._committed_len = 0
         self._tentative = ""
+        self._paragraph_len = 0
+        self._soft_breaks = []
 
 
 class PresentationWindow(QWidget):
