@@ -81,6 +81,22 @@ def cache(args) -> None:
 
 # --- data -------------------------------------------------------------------------------------
 
+def length_batches(lengths: list[int], rng: random.Random, max_frames: int) -> list[list[int]]:
+    """Indices in length-sorted batches of at most ``max_frames`` padded frames, in random order."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i] + rng.random())
+    batches, cur, longest = [], [], 0
+    for i in order:
+        if cur and max(longest, lengths[i]) * (len(cur) + 1) > max_frames:
+            batches.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, lengths[i])
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
 class Features:
     """Cached encoder outputs of one split, in memory as float16."""
 
@@ -97,21 +113,8 @@ class Features:
         if not self.items:
             raise SystemExit(f"no cached {shards} features for layer {layer} in {feats}")
 
-    def batches(self, rng: random.Random, max_frames: int):
-        """Length-sorted batches of at most ``max_frames`` padded frames, in random order."""
-        order = sorted(range(len(self.items)), key=lambda i: len(self.items[i][0]) + rng.random())
-        batches, cur, longest = [], [], 0
-        for i in order:
-            n = len(self.items[i][0])
-            if cur and max(longest, n) * (len(cur) + 1) > max_frames:
-                batches.append(cur)
-                cur, longest = [], 0
-            cur.append(i)
-            longest = max(longest, n)
-        if cur:
-            batches.append(cur)
-        rng.shuffle(batches)
-        return batches
+    def batches(self, rng: random.Random, max_frames: int) -> list[list[int]]:
+        return length_batches([len(it[0]) for it in self.items], rng, max_frames)
 
     def collate(self, idx: list[int], rng: np.random.Generator | None = None):
         feats = [self.items[i][0] for i in idx]
@@ -162,6 +165,35 @@ def evaluate(head: CTCHead, data: Features, device: str) -> dict:
 
 # --- train ------------------------------------------------------------------------------------
 
+def add_schedule_args(parser: argparse.ArgumentParser, lr: float, warmup: int, steps: int, decay_steps: int,
+                      batch_frames: int) -> None:
+    """The training-loop options both recipes take (defaults differ per recipe)."""
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--decay-steps", type=int, default=decay_steps)
+    parser.add_argument("--batch-frames", type=int, default=batch_frames)
+    parser.add_argument("--feature-dropout", type=float, default=0.1)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--minutes", type=float, default=1e9)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def learning_rate(args: argparse.Namespace, step: int) -> float:
+    """Warm-up, constant, then a linear fall to 5 % over the last ``--decay-steps`` of ``--steps``."""
+    warm = min(1.0, (step + 1) / args.warmup)
+    fall = max(0.05, min(1.0, (args.steps - step) / max(1, args.decay_steps)))
+    return args.lr * warm * fall
+
+
+def save_checkpoint(run: Path, head: torch.nn.Module, opt: torch.optim.Optimizer, step: int, best, log: list) -> None:
+    """``RUN/last.pt``, written whole or not at all: what ``train`` resumes from."""
+    torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "step": step, "best": best, "log": log},
+               run / "last.tmp")
+    (run / "last.tmp").rename(run / "last.pt")
+
+
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -188,16 +220,6 @@ def train(args) -> None:
     deadline = time.time() + args.minutes * 60
     rng, nrng = random.Random(args.seed + step), np.random.default_rng(args.seed + step)
 
-    def lr_at(s: int) -> float:
-        warm = min(1.0, (s + 1) / args.warmup)
-        fall = max(0.05, min(1.0, (args.steps - s) / max(1, args.decay_steps)))
-        return args.lr * warm * fall
-
-    def checkpoint() -> None:
-        torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "step": step, "best": best, "log": log},
-                   args.run / "last.tmp")
-        (args.run / "last.tmp").rename(last)
-
     t0, losses = time.time(), []
     while step < args.steps and time.time() < deadline:
         for idx in train_set.batches(rng, args.batch_frames):
@@ -213,7 +235,7 @@ def train(args) -> None:
             loss = ctc(logp, torch.cat(labels).to(args.device), lengths.to(args.device),
                        torch.tensor([len(lab) for lab in labels]))
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = learning_rate(args, step)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -223,15 +245,15 @@ def train(args) -> None:
             if step % args.eval_every == 0 or step == args.steps:
                 ev = evaluate(head, dev_set, args.device)
                 entry = {"step": step, "loss": round(float(np.mean(losses)), 4), "dev_cer": round(ev["cer"], 4),
-                         "by_engine": ev["by_engine"], "lr": lr_at(step), "s_per_step": round((time.time() - t0) / len(losses), 3)}
+                         "by_engine": ev["by_engine"], "lr": learning_rate(args, step), "s_per_step": round((time.time() - t0) / len(losses), 3)}
                 log.append(entry)
                 print(json.dumps(entry), "|", ev["examples"][0][1], flush=True)
                 losses, t0 = [], time.time()
                 if best is None or ev["cer"] < best:
                     best = ev["cer"]
                     torch.save({"head": head.state_dict(), "step": step, "dev": ev}, args.run / "best.pt")
-                checkpoint()
-    checkpoint()
+                save_checkpoint(args.run, head, opt, step, best, log)
+    save_checkpoint(args.run, head, opt, step, best, log)
     print(f"stopped at step {step}; best held-out CER {best}", flush=True)
 
 
@@ -277,18 +299,9 @@ def main() -> None:
     t.add_argument("--head", choices=("lstm", "transformer"), default="lstm")
     t.add_argument("--head-layers", type=int, default=2)
     t.add_argument("--head-dim", type=int, default=192, help="LSTM units per direction, or transformer width")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--warmup", type=int, default=300)
-    t.add_argument("--steps", type=int, default=20000)
-    t.add_argument("--decay-steps", type=int, default=3000)
-    t.add_argument("--batch-frames", type=int, default=12000)
-    t.add_argument("--feature-dropout", type=float, default=0.1)
-    t.add_argument("--eval-every", type=int, default=250)
-    t.add_argument("--minutes", type=float, default=1e9)
+    add_schedule_args(t, lr=1e-3, warmup=300, steps=20000, decay_steps=3000, batch_frames=12000)
     t.add_argument("--train-shards", type=int)
-    t.add_argument("--threads", type=int, default=2)
     t.add_argument("--device", default="cpu")
-    t.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("export")
     e.add_argument("--run", type=Path, required=True)
     e.add_argument("--encoder", type=Path, required=True)

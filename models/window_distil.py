@@ -40,7 +40,9 @@ from asrlive.geometry import Geometry  # noqa: E402
 from asrlive.metrics import cer  # noqa: E402
 from asrlive.planner import ChunkPlan, ChunkSettings  # noqa: E402
 from asrlive.whisper_ctc import CONV_KERNEL, CONV_STRIDE, CTCHead, HeadShape  # noqa: E402
-from train_whisper_ctc import Features, greedy, load_encoder  # noqa: E402
+from train_whisper_ctc import (  # noqa: E402
+    Features, add_schedule_args, greedy, learning_rate, length_batches, load_encoder, save_checkpoint,
+)
 
 GEOMETRY = Geometry(CONV_KERNEL, CONV_STRIDE)
 # The app's default plan and the short-hop plan the issues measure; held-out windows are cached
@@ -142,21 +144,6 @@ def teacher_posteriors(teacher: CTCHead, data: Features) -> list[np.ndarray]:
     return out
 
 
-def batches(lengths: list[int], rng: random.Random, max_frames: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i] + rng.random())
-    out, cur, longest = [], [], 0
-    for i in order:
-        if cur and max(longest, lengths[i]) * (len(cur) + 1) > max_frames:
-            out.append(cur)
-            cur, longest = [], 0
-        cur.append(i)
-        longest = max(longest, lengths[i])
-    if cur:
-        out.append(cur)
-    rng.shuffle(out)
-    return out
-
-
 def streamed_cer(head: CTCHead, wins: Windows, utts: Features, plan: tuple[int, int, int]) -> float:
     """Greedy CER of the held-out utterances streamed at ``plan``: each window's committed frames,
     concatenated, exactly what the worker keeps."""
@@ -249,22 +236,12 @@ def train(args) -> None:
         best = ev["score"]
         torch.save({"head": head.state_dict(), "step": 0, "dev": ev}, args.run / "best.pt")
 
-    def lr_at(s: int) -> float:
-        warm = min(1.0, (s + 1) / args.warmup)
-        fall = max(0.05, min(1.0, (args.steps - s) / max(1, args.decay_steps)))
-        return args.lr * warm * fall
-
-    def checkpoint() -> None:
-        torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "step": step, "best": best, "log": log},
-                   args.run / "last.tmp")
-        (args.run / "last.tmp").rename(last)
-
     rng = random.Random(args.seed + step)
     lengths = [len(it[0]) for it in items]
     deadline = time.time() + args.minutes * 60
     t0, losses = time.time(), []
     while step < args.steps and time.time() < deadline:
-        for idx in batches(lengths, rng, args.batch_frames):
+        for idx in length_batches(lengths, rng, args.batch_frames):
             if step >= args.steps or time.time() >= deadline:
                 break
             t = max(lengths[i] for i in idx)
@@ -286,7 +263,7 @@ def train(args) -> None:
             kl = (target.exp() * (target - logp)).sum(-1)
             loss = (kl * weight).sum() / weight.sum()
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = learning_rate(args, step)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -295,15 +272,15 @@ def train(args) -> None:
             losses.append(loss.item())
             if step % args.eval_every == 0 or step == args.steps:
                 ev = evaluate(head, dev_wins, dev_utts)
-                log.append({"step": step, "kl": round(float(np.mean(losses)), 4), **ev, "lr": lr_at(step),
+                log.append({"step": step, "kl": round(float(np.mean(losses)), 4), **ev, "lr": learning_rate(args, step),
                             "s_per_step": round((time.time() - t0) / len(losses), 3)})
                 print(json.dumps(log[-1]), flush=True)
                 losses, t0 = [], time.time()
                 if ev["score"] < best:
                     best = ev["score"]
                     torch.save({"head": head.state_dict(), "step": step, "dev": ev}, args.run / "best.pt")
-                checkpoint()
-    checkpoint()
+                save_checkpoint(args.run, head, opt, step, best, log)
+    save_checkpoint(args.run, head, opt, step, best, log)
     print(f"stopped at step {step}; best held-out score {best}", flush=True)
 
 
@@ -323,16 +300,7 @@ def main() -> None:
     t.add_argument("--window-feats", type=Path, required=True)
     t.add_argument("--teacher", type=Path, required=True, help="a RUN/best.pt of train_whisper_ctc.py")
     t.add_argument("--run", type=Path, required=True)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--warmup", type=int, default=100)
-    t.add_argument("--steps", type=int, default=1500)
-    t.add_argument("--decay-steps", type=int, default=500)
-    t.add_argument("--batch-frames", type=int, default=6000)
-    t.add_argument("--feature-dropout", type=float, default=0.1)
-    t.add_argument("--eval-every", type=int, default=250)
-    t.add_argument("--minutes", type=float, default=1e9)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--seed", type=int, default=0)
+    add_schedule_args(t, lr=5e-4, warmup=100, steps=1500, decay_steps=500, batch_frames=6000)
     args = ap.parse_args()
     if args.cmd == "cache":
         torch.set_num_threads(args.threads)
