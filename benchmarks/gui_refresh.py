@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from asrlive.gui.main_window import FRAME_INTERVAL_MS, MainWindow
+from asrlive.gui.main_window import FRAME_INTERVAL_MS
 from asrlive.model import configure_torch_threads
 from benchmarks.common import pct, speech_file
+from benchmarks.window_driver import drive_ticks, ready_window
 
 
 def main() -> None:
@@ -35,23 +35,10 @@ def main() -> None:
         tmp = Path(folder)
         wav = tmp / "speech.wav"
         speech_file(wav, args.history + 30)
-        w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model, journaling=False)
-        w.resize(1600, 1000)
-        w.show()
+        w = ready_window(app, tmp, args.model, wav, speed_index=0, journaling=False)  # real time
         w.view.visible_seconds = args.history
-        w.confidence_box.setChecked(True)
-        w.timer.stop()  # the benchmark drives the ticks itself, at the same interval
-        while w.model is None:
-            app.processEvents()
-        w.source_controls.set_file(str(wav))
-        w.source_controls.speed.setCurrentIndex(0)  # real time
         w.start_streaming()
-        fill = QTimer()
-        fill.setInterval(FRAME_INTERVAL_MS)
-        fill.timeout.connect(lambda: w.on_tick() if w.session.ring.written < args.history * 16000 else app.quit())
-        fill.start()
-        app.exec()
-        fill.stop()
+        drive_ticks(app, lambda: w.on_tick() if w.session.audio_extent()[1] < args.history * 16000 else app.quit())
         frame_ms: list[float] = []
         started: list[float] = []  # GUI-thread CPU and wall clock at the first measured tick
         last_cpu = [0.0]
@@ -69,14 +56,9 @@ def main() -> None:
                 frame_ms.append((now - last_cpu[0]) * 1000)
             last_cpu[0] = now
             if len(frame_ms) >= args.ticks:
-                timer.stop()
                 app.quit()
 
-        timer = QTimer()
-        timer.setInterval(FRAME_INTERVAL_MS)
-        timer.timeout.connect(tick)
-        timer.start()
-        app.exec()
+        drive_ticks(app, tick)
         cpu, wall = time.thread_time() - started[0], time.monotonic() - started[1]
         frames_shown = w.view.heat_image.image.shape[1]
         print(f"platform: {app.platformName()}  history on screen: {frames_shown} frames "

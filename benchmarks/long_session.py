@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from asrlive.gui.main_window import FRAME_INTERVAL_MS, MainWindow
 from asrlive.model import configure_torch_threads
 from benchmarks.common import pct, rss_mib, speech_file
+from benchmarks.window_driver import drive_ticks, ready_window
 
 LOOP_S = 120.0
 EDGE_S = 600.0  # the first and last ten minutes
@@ -68,15 +67,7 @@ def main() -> None:
         os.environ["ASRLIVE_STATE_DIR"] = str(tmp / "state")
         wav = tmp / "long.wav"
         long_speech_file(wav, total_s)
-        w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat), initial_model=args.model)
-        w.resize(1600, 1000)
-        w.show()
-        w.confidence_box.setChecked(True)
-        w.timer.stop()  # ticks are driven below, at the same interval
-        while w.model is None:
-            app.processEvents()
-        w.source_controls.set_file(str(wav))
-        w.source_controls.speed.setCurrentIndex(3)  # as fast as possible
+        w = ready_window(app, tmp, args.model, wav, speed_index=3, journaling=True)  # as fast as possible
         windows: list[tuple[float, float, float, float]] = []  # (audio s, outside model, model, publish) in ms
         frame_s = w.model.geometry.frame_ms / 1000
         t_start = time.monotonic()
@@ -102,14 +93,9 @@ def main() -> None:
             if not rss or pos >= rss[-1][0] + 30:
                 rss.append((pos, rss_mib()))
             if not w.session.running and w.session.status is not None and w.session.status.finished:
-                timer.stop()
                 app.quit()
 
-        timer = QTimer()
-        timer.setInterval(FRAME_INTERVAL_MS)
-        timer.timeout.connect(tick)
-        timer.start()
-        app.exec()
+        drive_ticks(app, tick)
         wall = time.monotonic() - t_start
         words = len(w.current_text()[0].split())
         w.close()
