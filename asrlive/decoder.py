@@ -131,30 +131,38 @@ class GreedyCTCDecoder:
             self.log.word_starts.append(self._open_from)
             self._open_from = None
 
-    def _step(self, frame: int, idx: int, prob: float) -> None:
-        """One frame whose best symbol is ``idx`` (-1: a gap, skipped audio, that no word spans)."""
-        log = self.log
+    def _action(self, prev: int | None, open_word: bool, last_frame: int, frame: int, idx: int) -> str:
+        """What a frame whose best symbol is ``idx`` does to the text, given the symbol before it,
+        whether a word is open and its last character's last frame: "gap" (-1: skipped audio,
+        which no word spans), "extend" (the last character's run goes on), "close" (a
+        delimiter), "new_word" or "char" (a character starting a word or continuing one), or ""."""
         if idx < 0:
-            self._close_word()
-            self._prev = None
-            return
-        if idx == self._prev:
-            if self._open_from is not None and idx not in self._no_text_ids:
-                last = log.chars[-1]
-                log.chars[-1] = Char(last.symbol, last.frame, frame, max(last.prob, prob))
-            return
-        self._prev = idx
+            return "gap"
+        if idx == prev:
+            return "extend" if open_word and idx not in self._no_text_ids else ""
         if idx in self._delimiter_ids:
+            return "close"
+        if idx in self._no_text_ids:
+            return ""
+        return "char" if open_word and frame - last_frame <= self._pause_frames else "new_word"
+
+    def _step(self, frame: int, idx: int, prob: float) -> None:
+        log = self.log
+        open_word = self._open_from is not None
+        action = self._action(self._prev, open_word, log.chars[-1].last_frame if open_word else 0, frame, idx)
+        self._prev = None if action == "gap" else idx
+        if action == "extend":
+            last = log.chars[-1]
+            log.chars[-1] = Char(last.symbol, last.frame, frame, max(last.prob, prob))
+        elif action in ("gap", "close"):
             self._close_word()
-        elif idx not in self._no_text_ids:
-            if self._open_from is not None and frame - log.chars[-1].last_frame > self._pause_frames:
-                self._close_word()
+        elif action:
             symbol = self.vocab[idx]
-            if self._open_from is None:
-                self._open_from = len(log.chars)
+            piece = symbol
+            if action == "new_word":
+                self._close_word()
                 piece = " " + symbol if log.chars else symbol
-            else:
-                piece = symbol
+                self._open_from = len(log.chars)
             log.chars.append(Char(symbol, frame, frame, prob))
             log.pieces.append(piece)
 
@@ -195,20 +203,14 @@ class GreedyCTCDecoder:
         idx, _ = self._best(log_probs)
         for i, k in enumerate(idx.tolist()):
             frame = self._next_frame + i
-            if k < 0:
-                prev, open_word = None, False
-                continue
-            if k == prev:
-                if open_word and k not in self._no_text_ids:
-                    last_frame = frame
-                continue
-            prev = k
-            if k in self._delimiter_ids:
+            action = self._action(prev, open_word, last_frame, frame, k)
+            prev = None if action == "gap" else k
+            if action == "extend":
+                last_frame = frame
+            elif action in ("gap", "close"):
                 open_word = False
-            elif k not in self._no_text_ids:
-                if open_word and frame - last_frame > self._pause_frames:
-                    open_word = False
-                out.append(self.vocab[k] if open_word else (" " + self.vocab[k] if have_text else self.vocab[k]))
+            elif action:
+                out.append(" " + self.vocab[k] if action == "new_word" and have_text else self.vocab[k])
                 open_word, have_text, last_frame = True, True, frame
         return "".join(out)
 
