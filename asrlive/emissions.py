@@ -61,7 +61,6 @@ class EmissionStore:
         self._count = 0
         self.skipped_frames = 0
         self.timings: deque[WindowTiming] = deque(maxlen=keep_windows)
-        self.n_windows = 0
         self._lock = threading.Lock()
 
     @property
@@ -73,17 +72,21 @@ class EmissionStore:
         """The first frame still held."""
         return min(self._count, self._first_block * self.BLOCK_FRAMES)
 
-    def _write(self, first_frame: int, rows: np.ndarray) -> None:
-        b = self.BLOCK_FRAMES
-        end = first_frame + len(rows)
-        while (self._first_block + len(self._blocks)) * b < end:
-            self._blocks.append(np.full((b, self.vocab_size), np.nan, np.float32))
-        pos = first_frame
+    def _spans(self, start: int, end: int):
+        """(rows of one block, their offset from ``start``) for each block that frames [start, end) cross."""
+        pos = start
         while pos < end:
-            block, offset = divmod(pos, b)
-            n = min(b - offset, end - pos)
-            self._blocks[block - self._first_block][offset:offset + n] = rows[pos - first_frame:pos - first_frame + n]
+            block, offset = divmod(pos, self.BLOCK_FRAMES)
+            n = min(self.BLOCK_FRAMES - offset, end - pos)
+            yield self._blocks[block - self._first_block][offset:offset + n], pos - start
             pos += n
+
+    def _write(self, first_frame: int, rows: np.ndarray) -> None:
+        end = first_frame + len(rows)
+        while (self._first_block + len(self._blocks)) * self.BLOCK_FRAMES < end:
+            self._blocks.append(np.full((self.BLOCK_FRAMES, self.vocab_size), np.nan, np.float32))
+        for dest, at in self._spans(first_frame, end):
+            dest[:] = rows[at:at + len(dest)]
 
     def _drop_old(self) -> None:
         if self.keep_frames is None:
@@ -107,7 +110,6 @@ class EmissionStore:
     def add_timing(self, timing: WindowTiming) -> None:
         with self._lock:
             self.timings.append(timing)
-            self.n_windows += 1
 
     def recent_timings(self, n: int) -> list[WindowTiming]:
         with self._lock:
@@ -125,13 +127,8 @@ class EmissionStore:
             if start < self.oldest_frame:
                 raise ValueError(f"frame {start} was dropped (the store keeps frames from {self.oldest_frame})")
             out = np.empty((max(0, end - start), self.vocab_size), np.float32)
-            b = self.BLOCK_FRAMES
-            pos = start
-            while pos < end:
-                block, offset = divmod(pos, b)
-                n = min(b - offset, end - pos)
-                out[pos - start:pos - start + n] = self._blocks[block - self._first_block][offset:offset + n]
-                pos += n
+            for src, at in self._spans(start, end):
+                out[at:at + len(src)] = src
             return out
 
     def all_frames(self) -> np.ndarray:

@@ -138,8 +138,6 @@ class LiveSession:
 
     def audio(self, start: int, end: int) -> np.ndarray | None:
         """Samples [start, end), or None once they have left the ring."""
-        if start < self.ring.oldest:
-            return None
         return self.ring.read(start, end)
 
     def window_of(self, frame: int) -> WindowTiming | None:

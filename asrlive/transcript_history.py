@@ -8,11 +8,20 @@ since the last one: its cost does not grow with the transcript. Whole-transcript
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .decoder import Char, CommittedLog, LogCursor, TimedWord, words_at
 
 RUN_SEPARATOR = "\n"
+
+
+def _probs_of(pieces: list[str], chars: list[Char]) -> list[float | None]:
+    """One entry per character of the joined ``pieces``: the character's posterior at the end of
+    its piece, None for the space or separator before it."""
+    probs: list[float | None] = []
+    for piece, ch in zip(pieces, chars):
+        probs.extend([None] * (len(piece) - 1) + [ch.prob])
+    return probs
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class _Run:
     duration_s: float = 0.0
     recovered_text: str = ""  # a run recovered from a journal: text alone, no log
     shown: int = 0            # characters of the log already returned by update
-    last_shown: Char | None = field(default=None)
+    last_shown: Char | None = None
 
     def text(self) -> str:
         if self.log is None:
@@ -86,10 +95,8 @@ class TranscriptHistory:
         """Take a worker snapshot (``StreamStatus``) of the current run; returns what to add."""
         run = self._current
         if run is None or status.log is None:
-            return TextUpdate(tentative=getattr(status, "tentative_text", ""))
-        if run.log is not status.log:
-            run.log = status.log
-        run.cursor = status.text
+            return TextUpdate(tentative=status.tentative_text)
+        run.log, run.cursor = status.log, status.text
         run.duration_s = status.committed_frames * status.log.frame_seconds
         log, n = run.log, status.text.n_chars
         last_prob = None
@@ -107,13 +114,9 @@ class TranscriptHistory:
             if self._shown_any:
                 pieces[0] = RUN_SEPARATOR + pieces[0]
         chars = log.chars[start:n - 1] + [status.text.last_char]
-        text, probs = [], []
-        for piece, ch in zip(pieces, chars):
-            text.append(piece)
-            probs.extend([None] * (len(piece) - 1) + [ch.prob])
         run.shown, run.last_shown = n, chars[-1]
         self._shown_any = True
-        return TextUpdate("".join(text), tuple(probs), last_prob, self._tentative(run, status))
+        return TextUpdate("".join(pieces), tuple(_probs_of(pieces, chars)), last_prob, self._tentative(run, status))
 
     def _tentative(self, run: _Run, status) -> str:
         tentative = status.tentative_text
@@ -148,10 +151,7 @@ class TranscriptHistory:
                 if not pieces:
                     continue
                 pieces = [pieces[0].lstrip()] + pieces[1:]
-                part_probs = []
-                for piece, ch in zip(pieces, run.log.chars[start:n]):
-                    part_probs.extend([None] * (len(piece) - 1) + [ch.prob])
-                part = "".join(pieces)
+                part, part_probs = "".join(pieces), _probs_of(pieces, run.log.chars[start:n])
             if not part:
                 continue
             if text:

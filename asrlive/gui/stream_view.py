@@ -178,19 +178,17 @@ class StreamView(QWidget):
         self.vocab = m.vocab
         self.blank_id = m.blank_id
         self.feed = ViewFeed(session)
-        self._probs, self._envelope, self._mel = self.feed.probs, self.feed.envelope, self.feed.mel
-        self._logmel = self.feed.logmel
         self.symbol_axis.set_symbols(m.vocab, m.blank_id)
         self.heat_plot.setYRange(-0.5, len(m.vocab) - 0.5, padding=0)
-        self.mel_plot.setYRange(0, self._logmel.n_mels, padding=0)
+        self.mel_plot.setYRange(0, self.feed.logmel.n_mels, padding=0)
         self._drawn_state = None
 
     @property
     def n_frames(self) -> int:
-        return 0 if self.session is None else self._probs.count
+        return 0 if self.session is None else self.feed.probs.count
 
     def frame_info(self, frame: int) -> FrameInfo | None:
-        row = None if self.session is None else self._probs.row(frame)
+        row = None if self.session is None else self.feed.probs.row(frame)
         if row is None:
             return None
         if not np.all(np.isfinite(row)):
@@ -219,7 +217,7 @@ class StreamView(QWidget):
         status = self.session.status
         finished = status is not None and status.finished  # read first: the pull then has every frame
         self.feed.pull()
-        now = max(self.feed.env_samples / self.session.model.sample_rate, self._probs.count * self.frame_s)
+        now = max(self.feed.env_samples / self.session.model.sample_rate, self.feed.probs.count * self.frame_s)
         if not self.paused:
             if finished and 0 < now < self.visible_seconds:
                 # A stream shorter than the axis: fit the axis to it rather than leave most of it empty.
@@ -228,7 +226,7 @@ class StreamView(QWidget):
                 t1 = max(now, self.visible_seconds)
                 self.wave_plot.setXRange(t1 - self.visible_seconds, t1, padding=0)
         (x0, x1) = self.wave_plot.viewRange()[0]
-        state = (self._probs.count, self._envelope.count, self._mel.count, round(x0, 4), round(x1, 4),
+        state = (self.feed.probs.count, self.feed.envelope.count, self.feed.mel.count, round(x0, 4), round(x1, 4),
                  self.selected_frame, self.pinned_frame, id(self.sensitivity),
                  status.windows if status else 0)
         if state != self._drawn_state:  # nothing new: skip the redraw (and the repaint it causes)
@@ -237,7 +235,7 @@ class StreamView(QWidget):
 
     def _draw(self, x0: float, x1: float) -> None:
         dt = self.frame_s
-        f0, probs = self._probs.view(int(x0 / dt) - 1, int(x1 / dt) + 2)
+        f0, probs = self.feed.probs.view(int(x0 / dt) - 1, int(x1 / dt) + 2)
         if len(probs):
             finite = np.nan_to_num(probs, nan=0.0)
             # uint8 levels 0..254 for probability; the greedy path's non-blank cells get PATH_LEVEL.
@@ -256,7 +254,7 @@ class StreamView(QWidget):
             else:
                 for item in self._char_labels:
                     item.hide()
-        b0, env = self._envelope.view(int(x0 * ENVELOPE_PER_SECOND), int(x1 * ENVELOPE_PER_SECOND) + 1)
+        b0, env = self.feed.envelope.view(int(x0 * ENVELOPE_PER_SECOND), int(x1 * ENVELOPE_PER_SECOND) + 1)
         if len(env):
             k = max(1, -(-2 * len(env) // MAX_WAVE_POINTS))
             n = len(env) // k
@@ -264,9 +262,9 @@ class StreamView(QWidget):
                 env = np.stack([env[: n * k, 0].reshape(n, k).min(axis=1), env[: n * k, 1].reshape(n, k).max(axis=1)], axis=1)
             t = np.repeat((b0 + (np.arange(len(env)) + 0.5) * k) / ENVELOPE_PER_SECOND, 2)
             self.wave_curve.setData(t, env.reshape(-1), skipFiniteCheck=True)
-        lm = self._logmel
+        lm = self.feed.logmel
         col_s = lm.hop / lm.sample_rate
-        c0, mel = self._mel.view(int(x0 / col_s), int(x1 / col_s) + 1)
+        c0, mel = self.feed.mel.view(int(x0 / col_s), int(x1 / col_s) + 1)
         if len(mel):
             self.mel_image.setImage(np.ascontiguousarray(mel.T), autoLevels=False, levels=(-6.0, 2.0))
             # A column's window is centred win/2 after its start.
@@ -313,7 +311,7 @@ class StreamView(QWidget):
             self.zone_hop.setRegion((t.commit_from * fs, t.commit_to * fs))
             self.zone_right.setRegion((t.commit_to * fs, g.window_span(t.first_frame, t.end_frame)[1] / rate))
             self.zone_legend.setPos(self.wave_plot.viewRange()[0][0], 1.0)
-        frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self._probs.count - 1)
+        frame = next((f for f in (self.selected_frame, self.pinned_frame) if f is not None), self.feed.probs.count - 1)
         self.rf_region.setVisible(frame >= 0)
         if frame >= 0:
             a, b = g.frame_span(frame)
