@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec
 from .export import FORMATS
 from .planner import ChunkSettings
 
@@ -203,17 +204,53 @@ def _save_emissions(path: Path, transcript, model) -> None:
     tmp.replace(path)
 
 
-def _add_model_and_plan_args(parser: argparse.ArgumentParser) -> None:
-    """The options that _model_and_plan reads; chunk defaults are the planner's."""
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+# The bench's plan grid by default: hops and right contexts from 80 ms up, one left context.
+BENCH_PLANS = {"chunk_ms": [80.0, 160.0, 320.0, 640.0, 1000.0], "left_ms": [1000.0],
+               "right_ms": [0.0, 80.0, 160.0, 320.0, 640.0]}
+
+
+def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[str, list[float]] | None = None) -> None:
+    """The options that _model_and_plan reads; chunk defaults are the planner's. With
+    ``plan_lists`` each chunk option takes comma-separated values (defaults from it)."""
     parser.add_argument("--model", help="model folder or hub id (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
     parser.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
-    parser.add_argument("--chunk-ms", type=float, default=ChunkSettings.chunk_ms, help="hop: audio committed per window")
-    parser.add_argument("--left-ms", type=float, default=ChunkSettings.left_ms, help="left context per window")
-    parser.add_argument("--right-ms", type=float, default=ChunkSettings.right_ms,
-                        help="right context (look-ahead) per window")
+    for flag, help_text in (("--chunk-ms", "hop: audio committed per window"), ("--left-ms", "left context per window"),
+                            ("--right-ms", "right context (look-ahead) per window")):
+        dest = flag[2:].replace("-", "_")
+        if plan_lists is None:
+            parser.add_argument(flag, type=float, default=getattr(ChunkSettings, dest), help=help_text)
+        else:
+            parser.add_argument(flag, type=_float_list, default=plan_lists[dest],
+                                help=f"{help_text}; comma-separated (default {','.join(f'{v:g}' for v in plan_lists[dest])})")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores but one)")
+    parser.add_argument("--decoder", choices=DECODERS, default=DEFAULT_DECODER,
+                        help="auto (the default): beam search when there is a language model, else greedy; "
+                        "greedy; or beam (CTC prefix beam search, with a word LM when there is one)")
+    parser.add_argument("--lm", help="ARPA file or language_model folder for beam search "
+                        "(default: the model's own, if it has one; 'none' for no LM)")
+
+
+def _checked_decoder(args: argparse.Namespace) -> DecoderSpec:
+    """The decoder and its language model, read before the model loads."""
+    from .lm import LMError
+    from .model import embedded_model_dir
+
+    model_dir = embedded_model_dir() if args.model is None else Path(args.model).expanduser()
+    try:
+        return decoder_spec(args.decoder, args.lm, model_dir if model_dir.is_dir() else None)
+    except LMError as exc:
+        raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
+    except ValueError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from exc
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -268,18 +305,18 @@ def _check_inputs(paths: list[Path]) -> list[_Input]:
     return checked
 
 
-def _transcribe_one(args: argparse.Namespace, model, plan, path: Path):
+def _transcribe_one(args: argparse.Namespace, model, plan, decoder: DecoderSpec, path: Path):
     from .audio.files import file_info
     from .transcribe import offline_file, stream_file
 
     if args.offline:
-        return offline_file(model, path)
+        return offline_file(model, path, decoder)
     progress = None
     if sys.stderr.isatty():
         _, _, seconds = file_info(path)
         if seconds > 30:
             progress = _progress_printer(int(seconds * model.sample_rate))
-    transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress)
+    transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress, decoder=decoder)
     if progress is not None:
         print(file=sys.stderr)
     return transcript
@@ -287,6 +324,7 @@ def _transcribe_one(args: argparse.Namespace, model, plan, path: Path):
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     settings = _checked_settings(args)
+    decoder = _checked_decoder(args)
     inputs = _check_inputs([Path(p) for p in args.audio])
     failures = sum(not i.usable for i in inputs)
     if failures == len(inputs):
@@ -304,7 +342,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         if not usable:
             continue
         try:
-            transcript = _transcribe_one(args, model, plan, path)
+            transcript = _transcribe_one(args, model, plan, decoder, path)
         except AudioFileError as exc:
             print(f"asrlive: error: {exc}", file=sys.stderr)
             failures += 1
@@ -337,12 +375,13 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from .session import LiveSession
 
     settings = _checked_settings(args)
+    decoder = _checked_decoder(args)
     try:
         find_input_device(args.input_device)  # before the model loads: a missing device fails at once
     except (DeviceError, OSError) as exc:
         raise CLIError(str(exc), EXIT_DEVICE) from exc
     model, plan = _model_and_plan(args, settings)
-    session = LiveSession(model, plan, journal=not args.no_journal)
+    session = LiveSession(model, plan, journal=not args.no_journal, decoder=decoder)
     try:
         session.start_mic(args.input_device)
     except (DeviceError, OSError) as exc:
@@ -374,7 +413,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
         code = EXIT_DEVICE
     if args.json_summary:
-        print(json.dumps(_live_summary(final, session.latency())), file=sys.stderr)
+        print(json.dumps(_live_summary(final, session.latency(), decoder)), file=sys.stderr)
     return code
 
 
@@ -389,9 +428,9 @@ def _rounded(record: dict) -> dict:
     return {key: one(key, value) for key, value in record.items()}
 
 
-def _live_summary(final: StreamStatus, stats: LatencyStats) -> dict:
+def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec) -> dict:
     """The --json-summary record of a live run."""
-    return _rounded({"text": final.committed_text, "frames": final.committed_frames,
+    return _rounded({"text": final.committed_text, "decoder": decoder.describe(), "frames": final.committed_frames,
                      "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
                      "speech_to_text_p50_ms": stats.speech_to_text_p50,
                      "speech_to_text_p95_ms": stats.speech_to_text_p95,
@@ -429,6 +468,56 @@ def _cmd_devices(args: argparse.Namespace) -> int:
         for d in devices:
             mark = "*" if d.is_default else " "
             print(f"{mark} {d.index:3d}  {d.name}  [{d.host_api}, {d.channels} ch, {d.default_rate:.0f} Hz]")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """Every chunk plan and every peer on the same audio and model; tables, CSV and plots."""
+    from .bench import BenchError, load_utterances, read_manifest, run_bench, synthetic_utterances
+
+    if (args.data is None) == (args.synth is None):
+        raise CLIError("give one of --data MANIFEST.tsv or --synth N", EXIT_USAGE)
+    if args.synth is not None and args.synth < 1:
+        raise CLIError(f"--synth must be at least 1, got {args.synth}", EXIT_USAGE)
+    plans = [ChunkSettings(c, lf, r) for c in args.chunk_ms for lf in args.left_ms for r in args.right_ms]
+    if not plans:
+        raise CLIError("no plans: --chunk-ms, --left-ms and --right-ms each need at least one value", EXIT_USAGE)
+    for s in plans:
+        try:
+            s.check()
+        except ValueError as exc:
+            raise CLIError(str(exc), EXIT_USAGE) from exc
+    if args.whisper is not None and not (args.whisper / "tokenizer.json").is_file():
+        raise CLIError(f"--whisper {args.whisper}: not a transformers Whisper folder with tokenizer.json "
+                       "(make one with models/convert_whisper.py --hf)", EXIT_BAD_INPUT)
+    if not DEVICE_PATTERN.fullmatch(args.device):
+        raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
+    decoder = _checked_decoder(args)
+    try:
+        entries = read_manifest(args.data) if args.data is not None else None
+    except BenchError as exc:
+        raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
+    model, _ = _model_and_plan(args, plans[0])
+    utterances = (load_utterances(entries, model.sample_rate) if entries is not None
+                  else synthetic_utterances(args.synth, model.sample_rate))
+
+    def progress(what: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            bar = "#" * (30 * done // total)
+            print(f"\r[{bar:<30}] {done}/{total} {what:<24}", end="", file=sys.stderr, flush=True)
+
+    rows = run_bench(model, utterances, plans, decoder=decoder, whisper=args.whisper,
+                     whisper_hop_ms=args.whisper_hop_ms, progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    from .bench_report import markdown, write_outputs
+
+    source = str(args.data) if args.data is not None else f"{args.synth} held-out synthetic utterances"
+    title = f"{Path(model.name).name}: {source}, {len(utterances)} utterances"
+    if args.out is not None:
+        for path in write_outputs(rows, args.out, title):
+            print(path, file=sys.stderr)
+    sys.stdout.write(markdown(rows))
     return 0
 
 
@@ -474,6 +563,15 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-journal", action="store_true", help="do not journal committed text to disk")
     lv.add_argument("--json-summary", action="store_true", help="print a JSON summary with latencies to stderr")
     lv.set_defaults(func=_cmd_live)
+
+    bn = sub.add_parser("bench", help="every chunk plan and peer recogniser on the same audio: accuracy, latency, compute")
+    bn.add_argument("--data", type=Path, help="TSV manifest with id, path and transcript columns")
+    bn.add_argument("--synth", type=int, help="instead of --data: N held-out synthetic utterances (espeak-ng)")
+    _add_model_and_plan_args(bn, BENCH_PLANS)
+    bn.add_argument("--whisper", type=Path, help="a transformers Whisper folder: adds the Whisper LocalAgreement peer")
+    bn.add_argument("--whisper-hop-ms", type=float, default=1000.0, help="how often the Whisper peer re-decodes")
+    bn.add_argument("--out", type=Path, help="folder for bench.md, bench.csv, bench.json and the PNG plots")
+    bn.set_defaults(func=_cmd_bench)
 
     rc = sub.add_parser("recover", help="print transcripts of runs that were interrupted (crash, kill)")
     rc.add_argument("--settle", action="store_true", help="mark them recovered so they are not offered again")

@@ -63,6 +63,29 @@ class CommittedLog:
         self.pieces: list[str] = []
         self.words: list[TimedWord] = []   # closed words; the open one is chars[open_from:]
         self.word_starts: list[int] = []   # each closed word's first character
+        self.open_from: int | None = None  # first character of the open word
+
+    # -- the only writes: what committing text means, for every decoder ---------------------------
+    def append(self, char: Char, starts_word: bool) -> None:
+        """Commit ``char``; ``starts_word`` closes the open word first and opens a new one."""
+        piece = char.symbol
+        if starts_word or self.open_from is None:
+            self.close_word()
+            piece = " " + piece if self.chars else piece
+            self.open_from = len(self.chars)
+        self.chars.append(char)
+        self.pieces.append(piece)
+
+    def extend_last(self, char: Char) -> None:
+        """The last character's run went on (same symbol, later last frame, maybe higher prob)."""
+        assert char.symbol == self.chars[-1].symbol
+        self.chars[-1] = char
+
+    def close_word(self) -> None:
+        if self.open_from is not None:
+            self.words.append(self.word_of(self.open_from, len(self.chars)))
+            self.word_starts.append(self.open_from)
+            self.open_from = None
 
     def text(self, start: int = 0, end: int | None = None) -> str:
         """Committed text of characters [start, end)."""
@@ -104,32 +127,55 @@ class CTCDecoder(Protocol):
 
     def cursor(self) -> LogCursor: ...
 
+    def committed_text(self) -> str: ...
 
-class GreedyCTCDecoder:
+    def timed_words(self) -> list[TimedWord]: ...
+
+
+class LogReads:
+    """The reads every decoder offers over its log."""
+
+    log: CommittedLog
+
+    def cursor(self) -> LogCursor:
+        chars = self.log.chars
+        return LogCursor(len(chars), len(self.log.words), self.log.open_from, chars[-1] if chars else None)
+
+    # -- whole-transcript reads: O(transcript), for the end of a stream and for tests ------------
+    def committed_text(self) -> str:
+        return self.log.text()
+
+    def timed_words(self) -> list[TimedWord]:
+        return words_at(self.log, self.cursor())
+
+
+def symbol_classes(vocab: list[str], word_delimiter: str | None) -> tuple[set[int], set[int]]:
+    """Ids of word delimiters, and of special tokens (<s>, </s>, <unk>, ...) that are never part
+    of the text but do break a repeat."""
+    delimiters = {" "} | ({word_delimiter} if word_delimiter else set())
+    return ({i for i, s in enumerate(vocab) if s in delimiters},
+            {i for i, s in enumerate(vocab) if s.startswith("<") and s.endswith(">") and len(s) > 2})
+
+
+def pause_frames(frame_seconds: float) -> int:
+    return max(1, round(PAUSE_ENDS_WORD_S / frame_seconds))
+
+
+class GreedyCTCDecoder(LogReads):
     def __init__(self, vocab: list[str], blank_id: int, word_delimiter: str | None, frame_seconds: float):
         self.vocab = vocab
         self.blank_id = blank_id
         self.frame_seconds = frame_seconds
-        self._pause_frames = max(1, round(PAUSE_ENDS_WORD_S / frame_seconds))
-        delimiters = {" "} | ({word_delimiter} if word_delimiter else set())
-        self._delimiter_ids = {i for i, s in enumerate(vocab) if s in delimiters}
-        # <s>, </s>, <unk> and friends: never part of the text, but they do break a repeat.
-        self._silent_ids = {i for i, s in enumerate(vocab) if s.startswith("<") and s.endswith(">") and len(s) > 2}
-        self._no_text_ids = self._delimiter_ids | self._silent_ids | {blank_id}
+        self._pause_frames = pause_frames(frame_seconds)
+        self._delimiter_ids, silent_ids = symbol_classes(vocab, word_delimiter)
+        self._no_text_ids = self._delimiter_ids | silent_ids | {blank_id}
         self.log = CommittedLog(frame_seconds)
         self._prev: int | None = None
-        self._open_from: int | None = None
         self._next_frame = 0
 
     @property
     def next_frame(self) -> int:
         return self._next_frame
-
-    def _close_word(self) -> None:
-        if self._open_from is not None:
-            self.log.words.append(self.log.word_of(self._open_from, len(self.log.chars)))
-            self.log.word_starts.append(self._open_from)
-            self._open_from = None
 
     def _action(self, prev: int | None, open_word: bool, last_frame: int, frame: int, idx: int) -> str:
         """What a frame whose best symbol is ``idx`` does to the text, given the symbol before it,
@@ -148,23 +194,16 @@ class GreedyCTCDecoder:
 
     def _step(self, frame: int, idx: int, prob: float) -> None:
         log = self.log
-        open_word = self._open_from is not None
+        open_word = log.open_from is not None
         action = self._action(self._prev, open_word, log.chars[-1].last_frame if open_word else 0, frame, idx)
         self._prev = None if action == "gap" else idx
         if action == "extend":
             last = log.chars[-1]
-            log.chars[-1] = Char(last.symbol, last.frame, frame, max(last.prob, prob))
+            log.extend_last(Char(last.symbol, last.frame, frame, max(last.prob, prob)))
         elif action in ("gap", "close"):
-            self._close_word()
+            log.close_word()
         elif action:
-            symbol = self.vocab[idx]
-            piece = symbol
-            if action == "new_word":
-                self._close_word()
-                piece = " " + symbol if log.chars else symbol
-                self._open_from = len(log.chars)
-            log.chars.append(Char(symbol, frame, frame, prob))
-            log.pieces.append(piece)
+            log.append(Char(self.vocab[idx], frame, frame, prob), starts_word=action == "new_word")
 
     @staticmethod
     def _best(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +215,7 @@ class GreedyCTCDecoder:
 
     def feed(self, first_frame: int, log_probs: np.ndarray) -> None:
         """Commit frames [first_frame, first_frame + len(log_probs)); must follow on from the last."""
-        if first_frame != self._next_frame:
-            raise ValueError(f"decoder expected frame {self._next_frame}, got {first_frame}")
+        check_follows(self._next_frame, first_frame)
         idx, best = self._best(log_probs)
         for i, (k, lp) in enumerate(zip(idx.tolist(), best.tolist())):
             self._step(first_frame + i, k, math.exp(lp) if k >= 0 else 0.0)
@@ -191,12 +229,12 @@ class GreedyCTCDecoder:
 
     def finish(self) -> None:
         """The stream ended: the open word is closed."""
-        self._close_word()
+        self.log.close_word()
 
     def preview(self, log_probs: np.ndarray) -> str:
         """Text that the frames right after the committed ones would add (tentative), without
         committing them. Committed text is always a prefix of committed + tentative."""
-        prev, open_word = self._prev, self._open_from is not None
+        prev, open_word = self._prev, self.log.open_from is not None
         last_frame = self.log.chars[-1].last_frame if open_word else 0
         have_text = bool(self.log.chars)
         out = []
@@ -214,20 +252,10 @@ class GreedyCTCDecoder:
                 open_word, have_text, last_frame = True, True, frame
         return "".join(out)
 
-    def cursor(self) -> LogCursor:
-        chars = self.log.chars
-        return LogCursor(len(chars), len(self.log.words), self._open_from, chars[-1] if chars else None)
 
-    # -- whole-transcript reads: O(transcript), for the end of a stream and for tests ------------
-    def committed_text(self) -> str:
-        return self.log.text()
-
-    def timed_words(self, include_open: bool = True) -> list[TimedWord]:
-        return words_at(self.log, self.cursor()) if include_open else list(self.log.words)
-
-    def committed_chars(self) -> list[Char]:
-        """Committed characters in order, with their posteriors (for confidence colouring)."""
-        return list(self.log.chars)
+def check_follows(expected: int, first_frame: int) -> None:
+    if first_frame != expected:
+        raise ValueError(f"decoder expected frame {expected}, got {first_frame}")
 
 
 def words_at(log: CommittedLog, cursor: LogCursor, from_char: int = 0) -> list[TimedWord]:

@@ -92,6 +92,9 @@ class ChunkPlan:
         """Where the newest complete window of ``total_frames`` starts committing."""
         return total_frames - self.hop_frames - self.right_frames
 
+    def settings(self) -> ChunkSettings:
+        return ChunkSettings(self.hop_ms, self.left_ms, self.right_ms)
+
     def describe(self) -> dict[str, float | int]:
         return {
             "hop_frames": self.hop_frames, "left_frames": self.left_frames,

@@ -13,6 +13,7 @@ import numpy as np
 
 from .audio.ring import AudioRing
 from .audio.sources import ArraySource, FileSource, MicSource
+from .decoding import GREEDY, DecoderSpec
 from .journal import TranscriptJournal
 from .model import CTCModel
 from .planner import ChunkPlan
@@ -56,8 +57,9 @@ class LatencyStats:
 
 class LiveSession:
     def __init__(self, model: CTCModel, plan: ChunkPlan, ring_seconds: float = RING_SECONDS,
-                 journal: bool = False):
+                 journal: bool = False, decoder: DecoderSpec = GREEDY):
         self.model = model
+        self.decoder = decoder
         self.ring = AudioRing(int(ring_seconds * model.sample_rate), model.sample_rate)
         self.worker: StreamWorker | None = None
         self.source: FileSource | MicSource | None = None
@@ -77,7 +79,7 @@ class LiveSession:
         g = self.model.geometry
         history_frames = int(HISTORY_S * g.frame_rate)
         self.worker = StreamWorker(self.model, self.ring, self._plan, live=live, keep_frames=history_frames,
-                                   keep_windows=history_frames)
+                                   keep_windows=history_frames, decoder=self.decoder)
         if self.journaling:
             self.journal = TranscriptJournal(label, self.model.name)
             self.worker.add_listener(self._journal_commit)

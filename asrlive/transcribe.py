@@ -16,7 +16,8 @@ from .decoder import TimedWord
 from .emissions import WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan
-from .worker import StreamWorker, new_decoder
+from .decoding import GREEDY, DecoderSpec
+from .worker import StreamStatus, StreamWorker
 
 RING_SECONDS = 60.0
 # About one syllable: shorter audio cannot hold a whole word, so whatever text it gives is a
@@ -88,10 +89,13 @@ class Transcript:
 
 
 def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSource], plan: ChunkPlan,
-                name: str, progress: Callable[[int], None] | None) -> Transcript:
+                name: str, progress: Callable[[int], None] | None, decoder: DecoderSpec,
+                listener: Callable[[StreamStatus], None] | None = None) -> Transcript:
     ring = AudioRing(int(RING_SECONDS * model.sample_rate), model.sample_rate)
     source = source_factory(ring)
-    worker = StreamWorker(model, ring, plan)
+    worker = StreamWorker(model, ring, plan, decoder=decoder)
+    if listener is not None:
+        worker.add_listener(listener)
     done = threading.Event()
     if progress is not None:
         def report() -> None:
@@ -123,30 +127,33 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
 
 
 def stream_file(model: CTCModel, path: Path | str, plan: ChunkPlan, realtime: bool = False,
-                progress: Callable[[int], None] | None = None) -> Transcript:
+                progress: Callable[[int], None] | None = None, decoder: DecoderSpec = GREEDY) -> Transcript:
     """Stream a file through ring, planner, worker and decoder, as the live app does."""
     file_info(Path(path))  # fail early, in this thread, on a file that cannot be opened
-    return _run_stream(model, lambda ring: FileSource(path, ring, realtime=realtime), plan, str(path), progress)
+    return _run_stream(model, lambda ring: FileSource(path, ring, realtime=realtime), plan, str(path), progress, decoder)
 
 
-def stream_samples(model: CTCModel, samples: np.ndarray, plan: ChunkPlan, name: str = "<array>") -> Transcript:
-    return _run_stream(model, lambda ring: ArraySource(samples, ring), plan, name, None)
+def stream_samples(model: CTCModel, samples: np.ndarray, plan: ChunkPlan, name: str = "<array>",
+                   decoder: DecoderSpec = GREEDY, listener: Callable[[StreamStatus], None] | None = None) -> Transcript:
+    """``listener(status)`` runs on the worker after every window (``StreamWorker.add_listener``)."""
+    return _run_stream(model, lambda ring: ArraySource(samples, ring), plan, name, None, decoder, listener)
 
 
-def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>") -> Transcript:
+def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>",
+                    decoder: DecoderSpec = GREEDY) -> Transcript:
     """One forward pass over the whole signal: the reference that streaming is compared with."""
     import time
 
     t0 = time.monotonic()
     log_probs = model.log_probs(samples)
     compute = time.monotonic() - t0
-    decoder = new_decoder(model)
-    decoder.feed(0, log_probs)
-    decoder.finish()
+    text_decoder = decoder.new(model)
+    text_decoder.feed(0, log_probs)
+    text_decoder.finish()
     peak, clipped = input_level(samples)
-    return Transcript(name, decoder.committed_text(), decoder.timed_words(), log_probs,
+    return Transcript(name, text_decoder.committed_text(), text_decoder.timed_words(), log_probs,
                       len(samples) / model.sample_rate, None, [], compute, peak, clipped / max(1, len(samples)))
 
 
-def offline_file(model: CTCModel, path: Path | str) -> Transcript:
-    return offline_samples(model, read_file(path, model.sample_rate), str(path))
+def offline_file(model: CTCModel, path: Path | str, decoder: DecoderSpec = GREEDY) -> Transcript:
+    return offline_samples(model, read_file(path, model.sample_rate), str(path), decoder)

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 
 from .audio.ring import AudioRing
-from .decoder import CommittedLog, CTCDecoder, GreedyCTCDecoder, LogCursor, TimedWord, words_at
+from .decoder import CommittedLog, LogCursor, TimedWord, words_at
+from .decoding import GREEDY, DecoderSpec
 from .emissions import EmissionStore, WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan, Window
@@ -57,13 +58,10 @@ class StreamStatus:
         return [] if self.log is None else words_at(self.log, self.text)
 
 
-def new_decoder(model: CTCModel) -> CTCDecoder:
-    return GreedyCTCDecoder(model.vocab, model.blank_id, model.word_delimiter, model.geometry.frame_seconds)
-
-
 class StreamWorker:
     def __init__(self, model: CTCModel, ring: AudioRing, plan: ChunkPlan, *, live: bool = False,
-                 max_backlog_s: float = 3.0, keep_frames: int | None = None, keep_windows: int | None = None):
+                 max_backlog_s: float = 3.0, keep_frames: int | None = None, keep_windows: int | None = None,
+                 decoder: DecoderSpec = GREEDY):
         """``keep_frames``/``keep_windows``: how many of the newest emission rows and window
         timings the store keeps (None: all, for a file transcribed whole)."""
         if ring.sample_rate != model.sample_rate:
@@ -74,7 +72,7 @@ class StreamWorker:
         self.live = live
         self.max_backlog_samples = int(max_backlog_s * ring.sample_rate)
         self.store = EmissionStore(len(model.vocab), keep_frames, keep_windows)
-        self.decoder = new_decoder(model)
+        self.decoder = decoder.new(model)
         self.skipped_samples = 0
         self.error: BaseException | None = None
         self.status = StreamStatus(plan=plan.describe())

@@ -3,7 +3,7 @@
     python models/evaluate.py [--model M] [--heldout 200] [--heldout-corpus SHARD.npz]
                               [--realspeech ../shared/realspeech] [--plans 1000/2000/500,320/1000/320]
                               [--old-model models/asrlive-tiny-en] [--pocketsphinx]
-                              [--whisper-full DIR] [--threads 2]
+                              [--whisper-full DIR] [--beam] [--threads 2]
 
 (a) held-out synthetic speech: ``--heldout N`` espeak-ng sentences and voice variants that
     training never sees (fixed seed); ``--heldout-corpus`` a shard of ``models/make_corpus.py``
@@ -30,7 +30,9 @@ import numpy as np
 
 from asrlive.audio.files import read_file
 from asrlive.metrics import cer, wer
-from asrlive.model import configure_torch_threads, load_model
+from asrlive.decoding import GREEDY, DecoderSpec, decoder_spec
+from asrlive.model import configure_torch_threads, embedded_model_dir, load_model
+from asrlive.peers import WhisperGreedy
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.synth import random_voice, synthesize
 from asrlive.textcorpus import load_sentences, normalise
@@ -104,52 +106,51 @@ def pocketsphinx_hyps(audios: list[np.ndarray]) -> tuple[list[str], float]:
 
 
 def whisper_full_hyps(folder: Path, audios: list[np.ndarray]) -> tuple[list[str], float]:
-    """Whisper's own encoder-decoder, greedy, English transcription, 30 s padded input; the
-    text as Whisper writes it (numerals, punctuation, case)."""
-    import torch
-    from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor, WhisperForConditionalGeneration
-
-    model = WhisperForConditionalGeneration.from_pretrained(folder).eval()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
-    extractor = WhisperFeatureExtractor()
-    vocab = tokenizer.get_vocab()
-    multilingual = "<|en|>" in vocab
-    prompt = ["<|startoftranscript|>"] + (["<|en|>", "<|transcribe|>"] if multilingual else []) + ["<|notimestamps|>"]
-    start = torch.tensor([[vocab[t] for t in prompt]])
-    hyps, t0 = [], time.monotonic()
-    with torch.inference_mode():
-        for audio in audios:
-            feats = extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
-            ids = model.generate(feats, decoder_input_ids=start, max_new_tokens=200)
-            hyps.append(tokenizer.decode(ids[0], skip_special_tokens=True))
+    """Whisper's own encoder-decoder (``asrlive.peers.WhisperGreedy``) on each whole file."""
+    whisper = WhisperGreedy(folder)
+    t0 = time.monotonic()
+    hyps = [whisper.transcribe(a) for a in audios]
     return hyps, time.monotonic() - t0
 
 
+def _decoded(model, audios: list[np.ndarray], refs: list[str], seconds: float, plans: list[ChunkSettings],
+             decoder: DecoderSpec) -> dict:
+    """One decoder, offline and streamed under each plan. ``real_time_factor`` counts the model's
+    compute; ``worker_real_time_factor`` adds the worker's own time per window (decoding included)."""
+    t0 = time.monotonic()
+    runs = [offline_samples(model, a, decoder=decoder) for a in audios]
+    out = {"offline": scores(refs, [r.text for r in runs], sum(r.offline_compute_s for r in runs), seconds)
+           | {"with_decoding_real_time_factor": round((time.monotonic() - t0) / seconds, 4)}, "streamed": {}}
+    for settings in plans:
+        plan = ChunkPlan.from_settings(model.geometry, settings)
+        runs = [stream_samples(model, a, plan, decoder=decoder) for a in audios]
+        timings = [t for r in runs for t in r.timings]
+        compute = [t.compute for t in timings]
+        outside = [t.outside_model for t in timings]
+        key = f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"
+        out["streamed"][key] = scores(refs, [r.text for r in runs], sum(compute), seconds) | {
+            "worker_real_time_factor": round((sum(compute) + sum(outside)) / seconds, 4),
+            "window_compute_p50_ms": round(float(np.percentile(compute, 50)) * 1000, 1),
+            "window_compute_p95_ms": round(float(np.percentile(compute, 95)) * 1000, 1),
+            "window_outside_model_p95_ms": round(float(np.percentile(outside, 95)) * 1000, 2),
+            "relative_to_offline": round(cer(refs, [r.text for r in runs]) / max(1e-9, out["offline"]["cer"]), 3)}
+    return out
+
+
 def realspeech(model, folder: Path, plans: list[ChunkSettings], old_model, with_pocketsphinx: bool,
-               whisper_full: Path | None) -> dict:
+               whisper_full: Path | None, beam: DecoderSpec | None) -> dict:
     rows = list(csv.DictReader((folder / "manifest.tsv").open(), delimiter="\t"))
     audios = [read_file(folder / row["path"], 16000) for row in rows]
     refs = [normalise(row["transcript"]) for row in rows]
     seconds = sum(a.size for a in audios) / 16000
     out = {"files": len(rows), "seconds": round(seconds, 1)}
-
-    def offline(m) -> dict:
-        runs = [offline_samples(m, a) for a in audios]
-        return scores(refs, [r.text for r in runs], sum(r.offline_compute_s for r in runs), seconds)
-
-    out["offline"] = offline(model)
-    out["streamed"] = {}
-    for settings in plans:
-        plan = ChunkPlan.from_settings(model.geometry, settings)
-        runs = [stream_samples(model, a, plan) for a in audios]
-        compute = [t.compute for r in runs for t in r.timings]
-        key = f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"
-        out["streamed"][key] = scores(refs, [r.text for r in runs], sum(compute), seconds) | {
-            "window_compute_p50_ms": round(float(np.percentile(compute, 50)) * 1000, 1),
-            "window_compute_p95_ms": round(float(np.percentile(compute, 95)) * 1000, 1),
-            "relative_to_offline": round(cer(refs, [r.text for r in runs]) / max(1e-9, out["offline"]["cer"]), 3)}
+    out |= _decoded(model, audios, refs, seconds, plans, GREEDY)
+    if beam is not None:
+        out["beam"] = {"decoder": beam.describe()} | _decoded(model, audios, refs, seconds, plans, beam)
     if old_model is not None:
-        out["old_model"] = {"model": old_model.name} | offline(old_model)
+        runs = [offline_samples(old_model, a) for a in audios]
+        out["old_model"] = {"model": old_model.name} | scores(
+            refs, [r.text for r in runs], sum(r.offline_compute_s for r in runs), seconds)
     if with_pocketsphinx:
         hyps, t = pocketsphinx_hyps(audios)
         out["pocketsphinx"] = scores(refs, hyps, t, seconds)
@@ -177,6 +178,8 @@ def main() -> None:
     ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
     ap.add_argument("--whisper-full", type=Path, help="a transformers Whisper folder (the ceiling)")
+    ap.add_argument("--beam", action="store_true",
+                    help="realspeech decoded by beam search with the model's LM too, beside greedy")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     configure_torch_threads(args.threads)
@@ -188,8 +191,10 @@ def main() -> None:
         record["heldout_synthetic_engines"] = heldout_corpus(model, args.heldout_corpus, parse_plans(args.plans))
     if args.realspeech:
         old = load_model(args.old_model, device="cpu") if args.old_model else None
+        folder = Path(args.model) if args.model else embedded_model_dir()
+        beam = decoder_spec("beam", None, folder) if args.beam else None
         record["realspeech"] = realspeech(model, args.realspeech, parse_plans(args.plans), old,
-                                          args.pocketsphinx, args.whisper_full)
+                                          args.pocketsphinx, args.whisper_full, beam)
     print(json.dumps(record, indent=2))
 
 

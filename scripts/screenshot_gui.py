@@ -5,6 +5,8 @@
 `idle`: the window once the model has loaded, before any stream. `mid` (the default): a few
 sentences spoken by espeak-ng, streamed through file mode in real time, grabbed once `--at` seconds
 have been transcribed. `done`: one short sentence (2.9 s with its pause) streamed to its end.
+`replay`: the few sentences streamed to their end, then the Replay dialog (the session's plan
+beside hop 320 / left 1000 / right 320 ms) once both runs are shown; the dialog is grabbed.
 The window keeps its default geometry, which fills a 1600×1000 screen.
 """
 
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 from asrlive.gui.main_window import MainWindow
 from asrlive.model import configure_torch_threads
+from asrlive.planner import ChunkSettings
 from asrlive.synth import Voice, synthesize
 
 TEXT = ["THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG", "SPEECH RECOGNITION IN REAL TIME",
@@ -40,7 +43,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--state", choices=("idle", "mid", "done"), default="mid",
+    ap.add_argument("--state", choices=("idle", "mid", "done", "replay"), default="mid",
                     help="before any stream, mid-stream, or after a short file has finished")
     ap.add_argument("--at", type=float, default=6.0, help="mid: seconds of audio streamed before the grab")
     args = ap.parse_args()
@@ -57,7 +60,7 @@ def main() -> int:
             window.on_tick()
             app.processEvents()
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            window.grab().save(str(args.out))
+            (window.replay_dialog if args.state == "replay" else window).grab().save(str(args.out))
             streamed = window.session.ring.written / 16000 if window.session else 0.0
             print(f"saved {args.out} ({args.state}, {streamed:.1f} s streamed)")
             window.close()
@@ -71,15 +74,22 @@ def main() -> int:
                 grab()
                 return
             wav = tmp / "demo.wav"
-            sf.write(wav, speech(TEXT if args.state == "mid" else TEXT[1:2]), 16000)
+            sf.write(wav, speech(TEXT if args.state in ("mid", "replay") else TEXT[1:2]), 16000)
             window.source_controls.set_file(str(wav))
-            if args.state == "done":
+            if args.state in ("done", "replay"):
                 window.source_controls.speed.setCurrentIndex(AS_FAST_AS_POSSIBLE)
-                window.sessionFinished.connect(grab)
+                window.sessionFinished.connect(grab if args.state == "done" else replay)
                 window.start_streaming()
                 return
             window.start_streaming()
             QTimer.singleShot(100, grab_mid_stream)
+
+        def replay() -> None:
+            window.show_replay()
+            dialog = window.replay_dialog
+            dialog.plans[1].set_values(ChunkSettings(320, 1000, 320))
+            dialog.job.done.connect(lambda _: QTimer.singleShot(200, grab))
+            dialog.run()
 
         def grab_mid_stream() -> None:
             s = window.session

@@ -76,6 +76,26 @@ def make_tiny_whisper_ctc(folder: Path, *, seed: int = 0, d_model: int = 32, lay
     return folder
 
 
+def make_tiny_whisper_seq2seq(folder: Path, *, seed: int = 0) -> Path:
+    """A small random Whisper encoder-decoder in transformers' format, with a word-level tokenizer
+    over a few letters and the special tokens the streaming peer prompts with."""
+    import torch
+    from tokenizers import Tokenizer, models
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(seed)
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"]
+    vocab = {t: i for i, t in enumerate(specials + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))}
+    folder.mkdir(parents=True, exist_ok=True)
+    Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>")).save(str(folder / "tokenizer.json"))
+    config = WhisperConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                           decoder_ffn_dim=32, max_target_positions=160, decoder_start_token_id=1,
+                           eos_token_id=0, pad_token_id=0, bos_token_id=0)
+    WhisperForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_whisper_model(tmp_path_factory):
     from asrlive.model import configure_torch_threads, load_model

@@ -27,6 +27,7 @@ def test_live_reports_a_missing_device_before_loading_the_model(no_devices, tmp_
 def test_live_summary_rounds_times_and_ratios():
     from asrlive.cli import _live_summary
     from asrlive.decoder import GreedyCTCDecoder
+    from asrlive.decoding import GREEDY
     from asrlive.vocab import CHAR_VOCAB
     from asrlive.session import LatencyStats
     from asrlive.worker import StreamStatus
@@ -39,7 +40,7 @@ def test_live_summary_rounds_times_and_ratios():
                          skipped_ms=1234.5678, input_overflows=2)
     decoder = GreedyCTCDecoder(list(CHAR_VOCAB), CHAR_VOCAB["<pad>"], "|", 0.02)
     decoder.feed(0, path_to_log_probs("_HEL_LO_"))
-    summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats)
-    assert summary == {"text": "HELLO", "frames": 50, "skipped_ms": 1234.6, "input_overflows": 2,
+    summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats, GREEDY)
+    assert summary == {"text": "HELLO", "decoder": "greedy", "frames": 50, "skipped_ms": 1234.6, "input_overflows": 2,
                        "speech_to_text_p50_ms": 621.9, "speech_to_text_p95_ms": None,
                        "real_time_factor": 0.01235}

@@ -216,6 +216,9 @@ print(code, sorted(m for m in ("torch", "transformers") if m in sys.modules))
     (["transcribe", "--device", "gpu", "x.wav"], 2),
     (["live", "--left-ms", "-1"], 2),
     (["transcribe", "--model", "nobody/no-such-model-xyz", "x.wav"], 4),  # not cached, HF_HUB_OFFLINE set
+    (["transcribe", "--decoder", "greedy", "--lm", "x.arpa", "x.wav"], 2),  # an LM needs beam search
+    (["transcribe", "--decoder", "beam", "--lm", "missing.arpa", "x.wav"], 3),
+    (["live", "--decoder", "beam", "--lm", "x.wav"], 3),  # not an ARPA file
 ])
 def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
     sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 16000)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from asrlive.audio.sources import FileSource
 from asrlive.gui.main_window import MainWindow
+from asrlive.planner import ChunkSettings
 
 FAST = 3  # index of "as fast as possible" in the speed box
 
@@ -40,17 +41,64 @@ def stream_file(qtbot, w: MainWindow, path, speed_index: int = FAST) -> None:
 
 def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav, embedded_model):
     """The embedded model through file mode: the transcript view shows exactly the text the core
-    commits for the same file and plan, and it holds the sentence's first and last words (the
-    model reads espeak-ng's voice imperfectly: see the spoken_sentence fixture)."""
+    commits for the same file, plan and decoder (by default beam search with the model's own
+    LM), and it holds the sentence's first and last words (the model reads espeak-ng's voice
+    imperfectly: see the spoken_sentence fixture)."""
     from asrlive.transcribe import stream_file as core_stream_file
 
     path, text = sentence_wav
     w = make_window(qtbot, tmp_path, None)
     stream_file(qtbot, w, path)
+    assert w.session.decoder is w.beam and w.beam.lm is not None
     shown = w.transcript.text().strip()
-    expected = core_stream_file(embedded_model, path, w.session.plan).text
+    expected = core_stream_file(embedded_model, path, w.session.plan, decoder=w.session.decoder).text
     assert shown and shown == expected
     assert shown.split()[0] == text.split()[0] and shown.split()[-1] == text.split()[-1], shown
+
+
+def test_decoder_choice_in_the_app_matches_the_core_and_persists(qtbot, tmp_path, sentence_wav, embedded_model,
+                                                                 tiny_model_dir):
+    """Greedy chosen in the app decodes as the core's greedy decoder does; the choice survives a
+    restart; a model without an LM names what Auto and beam search will do."""
+    from asrlive.decoding import GREEDY
+    from asrlive.transcribe import stream_file as core_stream_file
+
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, None)
+    assert "LM" in w.model_controls.status.text()
+    w.model_controls.set_decoder("greedy")
+    stream_file(qtbot, w, path)
+    assert w.session.decoder is GREEDY
+    expected = core_stream_file(embedded_model, path, w.session.plan, decoder=GREEDY).text
+    assert w.transcript.text().strip() == expected and expected
+    w.close()
+    again = make_window(qtbot, tmp_path, tiny_model_dir)
+    assert again.model_controls.decoder_kind() == "greedy"
+    assert again.beam.lm is None and "no LM" in again.model_controls.decoder.itemText(0)
+
+
+def test_replay_reruns_recent_audio_under_two_plans(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """After a stream, Replay runs the kept audio under the session's plan and another: both
+    transcripts and heatmaps shown, one table row per plan with finite numbers."""
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.show_replay()
+    assert _error_dialog(w) is not None  # nothing streamed yet
+    _error_dialog(w).close()
+    stream_file(qtbot, w, path)
+    w.show_replay()
+    d = w.replay_dialog
+    assert d.isVisible() and d.plans[0].settings() == w.session.plan.settings()
+    d.plans[1].set_values(ChunkSettings(320, 640, 320))
+    with qtbot.waitSignal(d.job.done, timeout=120000):
+        assert d.run()
+    result = d.result
+    n_frames = w.model.geometry.frames(len(w.session.audio(*w.session.audio_extent())))
+    assert [len(e) for e in result.emissions] == [n_frames, n_frames]
+    assert [text.toPlainText() for text in d.texts] == result.texts
+    assert [image.image.shape for image in d.maps] == [(len(w.model.vocab), n_frames)] * 2
+    assert d.table.rowCount() == 2 and d.table.item(1, 0).text() == "320/640/320"
+    assert all(d.table.item(i, 1).text().endswith("%") for i in range(2))
 
 
 def _axis_specs(axis) -> tuple[list, list]:

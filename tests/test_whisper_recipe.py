@@ -149,6 +149,11 @@ def test_training_texts_hold_no_realspeech_sentence():
     train = set(load_sentences("train", max_words=16))
     assert not {r for r in refs if len(r.split()) > 2} & train
     assert not any(r in s for r in refs if len(r.split()) > 2 for s in train)
+    # Nor in the word language model's text (the same sentences, longer ones too, and a word list).
+    from models.build_lm import training_text
+
+    lm_text = training_text()
+    assert not any(r in line for r in refs if len(r.split()) > 2 for line in lm_text)
 
 
 @pytest.mark.parametrize("kind,layers", [("lstm", 2), ("lstm", 0), ("transformer", 1)])

@@ -36,13 +36,23 @@ class ModelControls(QGroupBox):
         self.busy.hide()
         self.status = QLabel("no model loaded")
         self.status.setWordWrap(True)
+        self.decoder = QComboBox()
+        self.decoder.addItem("Auto", "auto")
+        self.decoder.addItem("Greedy", "greedy")
+        self.decoder.addItem("Beam search + LM", "beam")
+        self.decoder.setToolTip("Beam search weighs close spellings with the model's word language model; "
+                                "Auto uses it when the model has one, greedy otherwise. Used from the next Start")
         row = QHBoxLayout()
         row.addWidget(self.device)
         row.addWidget(self.browse)
         row.addWidget(self.load)
+        decoder_row = QHBoxLayout()
+        decoder_row.addWidget(QLabel("Decoder"))
+        decoder_row.addWidget(self.decoder, 1)
         box = QVBoxLayout(self)
         box.addWidget(self.source)
         box.addLayout(row)
+        box.addLayout(decoder_row)
         box.addWidget(self.busy)
         box.addWidget(self.status)
         self.load.clicked.connect(self._request)
@@ -54,6 +64,18 @@ class ModelControls(QGroupBox):
 
     def set_source(self, source: str | None) -> None:
         self.source.setCurrentText(source or EMBEDDED_LABEL)
+
+    def decoder_kind(self) -> str:
+        return self.decoder.currentData()
+
+    def set_decoder(self, kind: str, has_lm: bool | None = None) -> None:
+        """Select ``kind``; ``has_lm`` (once a model is loaded) names the beam entry for what it does."""
+        if has_lm is not None:
+            self.decoder.setItemText(0, "Auto: beam search + LM" if has_lm else "Auto: greedy (model has no LM)")
+            self.decoder.setItemText(2, "Beam search + LM" if has_lm else "Beam search (model has no LM)")
+        index = self.decoder.findData(kind)
+        if index >= 0:
+            self.decoder.setCurrentIndex(index)
 
     def _request(self) -> None:
         self.loadRequested.emit(self.selected_source(), self.device.currentText())

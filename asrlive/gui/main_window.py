@@ -13,9 +13,11 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow,
 from ..audio.devices import DeviceError
 from ..audio.files import AudioFileError, file_info
 from ..decoder import TimedWord
+from ..decoding import DecoderSpec, decoder_spec, for_kind
 from ..export import FORMATS, render, write_atomic
 from ..journal import pending_journals, settle
-from ..model import CTCModel, ModelLoadError, load_model
+from ..lm import LMError
+from ..model import CTCModel, ModelLoadError, embedded_model_dir, load_model
 from ..planner import ChunkPlan, ChunkSettings
 from ..session import LiveSession
 from ..transcript_history import TextUpdate, TranscriptHistory
@@ -23,6 +25,7 @@ from .controls import ChunkControls, LevelMeter, ModelControls, SourceControls
 from .latency_panel import LatencyPanel
 from .analysis import GradientProbe, SensitivityDialog, attach_gradient_toggle
 from .jobs import BackgroundJob
+from .replay import ReplayDialog
 from .settings import AppSettings, load_geometry_bytes
 from .stream_view import StreamView
 from .transcript_view import PresentationWindow, TranscriptView
@@ -59,6 +62,7 @@ class MainWindow(QMainWindow):
         self.store = settings_store or QSettings("asrlive", "asrlive")
         self.settings = AppSettings.load(self.store)
         self.model: CTCModel | None = None
+        self.beam = DecoderSpec("beam")  # beam search with the loaded model's own LM, if it has one
         self.session: LiveSession | None = None
         self.history = TranscriptHistory()
         self._tick = 0
@@ -120,7 +124,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.presentation = PresentationWindow(self)
 
-        self.loader = BackgroundJob(self, expected=(ModelLoadError,))
+        self.loader = BackgroundJob(self, expected=(ModelLoadError, LMError))
         self.loader.done.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
         self.model_controls.loadRequested.connect(self.load_model)
@@ -136,6 +140,7 @@ class MainWindow(QMainWindow):
         self.gradient_probe = GradientProbe(self)
         attach_gradient_toggle(self.view, self.gradient_probe, self.view.gradient_box)
         self.sensitivity_dialog = SensitivityDialog(self)
+        self.replay_dialog = ReplayDialog(self)
         self.sensitivity_dialog.applyRightContext.connect(lambda ms: self.chunk_controls.right.setValue(int(round(ms))))
         self._build_menus()
 
@@ -146,6 +151,7 @@ class MainWindow(QMainWindow):
 
         self.chunk_controls.set_values(ChunkSettings(self.settings.chunk_ms, self.settings.left_ms, self.settings.right_ms))
         self.model_controls.device.setCurrentText(self.settings.compute_device)
+        self.model_controls.set_decoder(self.settings.decoder)
         self.source_controls.refresh_devices(self.settings.input_device, rescan=False)
         index = next((i for i, (_, v) in enumerate(SourceControls.SPEEDS)
                       if v == (0.0 if not self.settings.realtime_files else self.settings.file_speed)), 0)
@@ -215,6 +221,7 @@ class MainWindow(QMainWindow):
         action(controls, "Presentation mode", "F11", self.toggle_presentation)
         analysis = self.menuBar().addMenu("&Analysis")
         action(analysis, "Context sensitivity…", "Ctrl+K", self.show_sensitivity)
+        action(analysis, "Replay recent audio…", "Ctrl+Shift+R", self.show_replay)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Keyboard shortcuts", self._show_shortcuts)
 
@@ -229,14 +236,20 @@ class MainWindow(QMainWindow):
             return
         self.start_button.setEnabled(False)
         self.model_controls.set_loading(True, f"loading {source or 'the embedded model'}…")
-        self.loader.start(lambda: load_model(source, device=device))
+        folder = embedded_model_dir() if source is None else Path(source).expanduser()
+        # The model's language model is read with it, off the GUI thread; a broken one fails the load.
+        self.loader.start(lambda: (load_model(source, device=device),
+                                   decoder_spec("beam", None, folder if folder.is_dir() else None)))
 
-    def _on_model_loaded(self, model: CTCModel) -> None:
+    def _on_model_loaded(self, loaded: tuple[CTCModel, DecoderSpec]) -> None:
+        model, self.beam = loaded
         self.model = model
         g = model.geometry
+        lm = f"; LM {len(self.beam.lm.words):,} words" if self.beam.lm else ""
         self.model_controls.set_loading(
             False, f"{Path(model.name).name or model.name} on {model.device}: conv RF {g.rf} samples "
-                   f"({g.rf * 1000 / g.sample_rate:.0f} ms), frame {g.frame_ms:.0f} ms")
+                   f"({g.rf * 1000 / g.sample_rate:.0f} ms), frame {g.frame_ms:.0f} ms{lm}")
+        self.model_controls.set_decoder(self.model_controls.decoder_kind(), has_lm=self.beam.lm is not None)
         self.settings.model = "" if model.name == str(_embedded_name()) else model.name
         self.settings.compute_device = self.model_controls.device.currentText()
         self.chunk_controls.set_geometry(g)
@@ -277,7 +290,8 @@ class MainWindow(QMainWindow):
             return False
         if self.session is not None and self.session.running:
             return False
-        session = LiveSession(self.model, self.chunk_controls.plan, journal=self.journaling)
+        decoder = for_kind(self.model_controls.decoder_kind(), self.beam)
+        session = LiveSession(self.model, self.chunk_controls.plan, journal=self.journaling, decoder=decoder)
         try:
             if self.source_controls.file.isChecked():
                 if not self.source_controls.path:
@@ -408,6 +422,12 @@ class MainWindow(QMainWindow):
         self.sensitivity_dialog.show()
         self.sensitivity_dialog.raise_()
 
+    def show_replay(self) -> None:
+        if self.session is None:
+            self._error("Nothing to replay yet: stream from the microphone or a file first.")
+            return
+        self.replay_dialog.open_for(self.session, self.session.decoder)
+
     def _on_paused(self, paused: bool) -> None:
         self.pause_action.setChecked(paused)
 
@@ -424,8 +444,10 @@ class MainWindow(QMainWindow):
         self.loader.wait()
         self.gradient_probe.wait()
         self.sensitivity_dialog.job.wait()
+        self.replay_dialog.job.wait()
         self.presentation.close()
         self.settings.confidence_colours = self.confidence_box.isChecked()
+        self.settings.decoder = self.model_controls.decoder_kind()
         self.settings.input_device = self.source_controls.devices.currentData() or ""
         speed = self.source_controls.file_speed()
         self.settings.realtime_files = speed > 0
@@ -437,6 +459,4 @@ class MainWindow(QMainWindow):
 
 
 def _embedded_name() -> str:
-    from ..model import embedded_model_dir
-
     return str(embedded_model_dir())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..decoding import DEFAULT_DECODER
 from ..planner import ChunkSettings
 
 
@@ -13,6 +14,7 @@ from ..planner import ChunkSettings
 class AppSettings:
     model: str = ""           # "" is the embedded model
     compute_device: str = "auto"
+    decoder: str = DEFAULT_DECODER
     input_device: str = ""    # "" is the system default
     chunk_ms: float = ChunkSettings.chunk_ms  # the planner's defaults, as in the CLI
     left_ms: float = ChunkSettings.left_ms

@@ -1,0 +1,88 @@
+"""The chunk-plan benchmark: every plan and peer on the same audio, every column filled."""
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asrlive.bench import COLUMNS, BenchError, read_manifest, recommend, run_bench, synthetic_utterances
+from asrlive.bench_report import write_outputs
+from asrlive.cli import main
+from asrlive.planner import ChunkSettings
+
+from .conftest import make_tiny_whisper_seq2seq
+
+PLANS = [ChunkSettings(320, 1000, 320), ChunkSettings(1000, 1000, 320)]
+# Columns that do not apply to a peer: it has no plan of its own to bound latency, no emissions
+# to compare with offline, no tentative text.
+NOT_FOR_PEERS = {"algorithmic_latency_ms", "kl_to_offline", "tentative_contradicted"}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def utterances():
+    return synthetic_utterances(3, 16000)
+
+
+def test_tiny_bench_fills_every_column_and_offline_beats_naive_chunks(tmp_path, embedded_model, utterances):
+    whisper = make_tiny_whisper_seq2seq(tmp_path / "whisper")
+    progress = []
+    rows = run_bench(embedded_model, utterances, PLANS, whisper=whisper, whisper_hop_ms=1000,
+                     progress=lambda what, done, total: progress.append((done, total)))
+    systems = [r.system for r in rows]
+    assert systems[:2] == ["asrlive (greedy)"] * 2 and "offline (whole utterance, greedy)" in systems
+    assert systems.count("naive chunks, no context") == 2 and any(s.startswith("Whisper LocalAgreement") for s in systems)
+    assert progress[-1][0] == progress[-1][1] and [d for d, _ in progress] == list(range(1, len(progress) + 1))
+    for r in rows:
+        record = r.as_dict()
+        assert list(record) == COLUMNS
+        peer = not r.system.startswith("asrlive")
+        for key in COLUMNS[2:]:
+            if peer and key in NOT_FOR_PEERS and not (key == "algorithmic_latency_ms" and "naive" in r.system):
+                continue
+            assert _finite(record[key]), (r.system, key, record[key])
+    offline = next(r for r in rows if r.system.startswith("offline"))
+    for naive in (r for r in rows if r.system.startswith("naive")):
+        assert offline.cer <= naive.cer
+    assert recommend(rows) in rows[:2]
+    written = write_outputs(rows, tmp_path / "out", "tiny")
+    assert {p.name for p in written} == {"bench.md", "bench.csv", "bench.json", "cer-vs-latency.png",
+                                         "compute-vs-latency.png"}
+    assert all(p.stat().st_size > 0 for p in written)
+    assert (tmp_path / "out" / "bench.csv").read_text().splitlines()[0].split(",") == COLUMNS
+
+
+def test_the_transformers_pipeline_peer_runs_a_hugging_face_model(tiny_model, utterances):
+    rows = run_bench(tiny_model, utterances, PLANS[:1])
+    pipe = next(r for r in rows if r.system == "transformers pipeline")
+    assert pipe.plan == "320/1000/320"
+    assert all(_finite(getattr(pipe, k)) for k in COLUMNS[2:] if k not in NOT_FOR_PEERS)
+
+
+def test_manifest_problems_are_reported_before_any_model_loads(tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("id\tpath\ttranscript\na\ta.wav\thello there\nb\tb.wav\tgone\n")
+    with pytest.raises(BenchError, match="1 audio files missing"):
+        read_manifest(manifest)
+    assert main(["bench", "--data", str(manifest), "--model", str(tmp_path / "no-model")]) == 3
+    assert "missing" in capsys.readouterr().err
+    (tmp_path / "bad.tsv").write_text("a.wav\thello\n")
+    assert main(["bench", "--data", str(tmp_path / "bad.tsv")]) == 3
+    assert main(["bench"]) == 2
+    assert main(["bench", "--synth", "2", "--chunk-ms", "-80"]) == 2
+
+
+def test_local_agreement_commits_what_two_hypotheses_agree_on():
+    from asrlive.peers import local_agreement
+
+    script = iter(["the cat", "the cap sat", "the cap sat on", "the cap sat on a mat", "the cap sat on the mat"])
+    run = local_agreement(lambda audio: next(script), np.zeros(50), hop_samples=10, sample_rate=10)
+    assert [text for _, text in run.events] == ["", "THE", "THE CAP SAT", "THE CAP SAT ON",
+                                                "THE CAP SAT ON THE MAT"]  # the end: the last hypothesis stands
+    assert [round(t) for t, _ in run.events] == [1, 2, 3, 4, 5] and len(run.step_compute) == 5
