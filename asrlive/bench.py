@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .decoder import symbol_classes
 from .decoding import GREEDY, DecoderSpec
 from .metrics import cer, wer
 from .model import CTCModel
@@ -105,13 +106,13 @@ def with_trailing_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 def speech_end_s(model: CTCModel, log_probs: np.ndarray, n_samples: int) -> float:
     """End of the last frame whose best symbol is a character (the audio's end if none is)."""
     best = log_probs.argmax(axis=1) if len(log_probs) else np.zeros(0, int)
-    text_ids = [i for i, s in enumerate(model.vocab) if i != model.blank_id and s not in (" ", model.word_delimiter)
-                and not (s.startswith("<") and s.endswith(">"))]
-    frames = np.flatnonzero(np.isin(best, text_ids))
+    delimiters, silent = symbol_classes(model.vocab, model.word_delimiter)
+    frames = np.flatnonzero(~np.isin(best, [model.blank_id, *delimiters, *silent]))
     g = model.geometry
     if not len(frames):
         return n_samples / g.sample_rate
-    return (int(frames[-1]) * g.jump + g.rf) / g.sample_rate
+    last = int(frames[-1])
+    return g.window_span(last, last + 1)[1] / g.sample_rate
 
 
 def latency_s(events: list[tuple[float, str]], speech_end: float) -> float | None:
@@ -250,14 +251,22 @@ def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSet
     return rows
 
 
-def recommend(rows: list[Row], within: float = 0.10) -> Row | None:
-    """The asrlive plan with the lowest p50 latency whose CER is within ``within`` (relative) of
-    offline's: the fastest plan that costs little accuracy."""
-    base = next((r for r in rows if r.system.startswith("offline")), None)
+RECOMMEND_WITHIN = 0.10  # relative CER above offline's that the recommended plan may cost
+
+
+def near_offline(row: Row, rows: list[Row]) -> bool:
+    """Whether ``row``'s CER is within ``RECOMMEND_WITHIN`` (relative) of offline decoding's."""
+    base = next(r for r in rows if r.system.startswith("offline"))
+    return row.cer <= base.cer * (1 + RECOMMEND_WITHIN)
+
+
+def recommend(rows: list[Row]) -> Row | None:
+    """The asrlive plan with the lowest p50 latency whose CER is near offline's (the fastest plan
+    that costs little accuracy); if none is, the plan with the lowest CER."""
     ours = [r for r in rows if r.system.startswith("asrlive") and not math.isnan(r.latency_p50_ms)]
-    if base is None or not ours:
+    if not ours or not any(r.system.startswith("offline") for r in rows):
         return None
-    good = [r for r in ours if r.cer <= base.cer * (1 + within)] or [min(ours, key=lambda r: r.cer)]
+    good = [r for r in ours if near_offline(r, rows)] or [min(ours, key=lambda r: r.cer)]
     return min(good, key=lambda r: r.latency_p50_ms)
 
 

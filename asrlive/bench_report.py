@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from .bench import COLUMNS, Row, recommend
+from .bench import COLUMNS, RECOMMEND_WITHIN, Row, near_offline, recommend
 
 HEADERS = {
     "system": "system", "plan": "hop/left/right ms", "cer": "CER", "wer": "WER",
@@ -40,10 +40,9 @@ def markdown(rows: list[Row]) -> str:
             cells[1] = f"**{cells[1]}** (recommended)"
         lines.append("| " + " | ".join(cells) + " |")
     if best is not None:
-        base = next(r for r in rows if r.system.startswith("offline"))
-        why = ("the lowest p50 latency among asrlive plans whose CER is within 10 % (relative) of offline decoding's"
-               if best.cer <= base.cer * 1.1 else "no plan's CER is within 10 % (relative) of offline decoding's, so "
-               "the plan with the lowest CER")
+        near = f"within {RECOMMEND_WITHIN * 100:.0f} % (relative) of offline decoding's"
+        why = (f"the lowest p50 latency among asrlive plans whose CER is {near}" if near_offline(best, rows)
+               else f"no plan's CER is {near}, so the plan with the lowest CER")
         lines += ["", f"Recommended plan: {best.plan} ms, {why}."]
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec
+from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
 from .planner import ChunkSettings
 
@@ -242,11 +242,9 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
 def _checked_decoder(args: argparse.Namespace) -> DecoderSpec:
     """The decoder and its language model, read before the model loads."""
     from .lm import LMError
-    from .model import embedded_model_dir
 
-    model_dir = embedded_model_dir() if args.model is None else Path(args.model).expanduser()
     try:
-        return decoder_spec(args.decoder, args.lm, model_dir if model_dir.is_dir() else None)
+        return decoder_spec(args.decoder, args.lm, model_folder(args.model))
     except LMError as exc:
         raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
     except ValueError as exc:
@@ -260,15 +258,23 @@ def _checked_settings(args: argparse.Namespace) -> ChunkSettings:
     """The chunk settings and compute options, checked before anything slow is imported or
     loaded, so a typo fails at once rather than after the model has loaded."""
     settings = ChunkSettings(args.chunk_ms, args.left_ms, args.right_ms)
+    _check_plan(settings)
+    _check_compute(args)
+    return settings
+
+
+def _check_plan(settings: ChunkSettings) -> None:
     try:
         settings.check()
     except ValueError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from exc
+
+
+def _check_compute(args: argparse.Namespace) -> None:
     if not DEVICE_PATTERN.fullmatch(args.device):
         raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
-    return settings
 
 
 def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
@@ -483,15 +489,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not plans:
         raise CLIError("no plans: --chunk-ms, --left-ms and --right-ms each need at least one value", EXIT_USAGE)
     for s in plans:
-        try:
-            s.check()
-        except ValueError as exc:
-            raise CLIError(str(exc), EXIT_USAGE) from exc
+        _check_plan(s)
+    _check_compute(args)
     if args.whisper is not None and not (args.whisper / "tokenizer.json").is_file():
         raise CLIError(f"--whisper {args.whisper}: not a transformers Whisper folder with tokenizer.json "
                        "(make one with models/convert_whisper.py --hf)", EXIT_BAD_INPUT)
-    if not DEVICE_PATTERN.fullmatch(args.device):
-        raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
     decoder = _checked_decoder(args)
     try:
         entries = read_manifest(args.data) if args.data is not None else None

@@ -49,6 +49,14 @@ class DecoderSpec:
 GREEDY = DecoderSpec()
 
 
+def model_folder(source: str | None) -> Path | None:
+    """The local folder a model source names (the embedded model's for None); None for a hub id."""
+    from .model import embedded_model_dir
+
+    folder = embedded_model_dir() if source is None else Path(source).expanduser()
+    return folder if folder.is_dir() else None
+
+
 def read_lm(path: Path) -> tuple[WordLM, BeamSettings]:
     """A language model and the beam settings stored beside it: ``path`` is an ARPA file, or a
     ``language_model`` folder holding one and ``attrs.json``."""

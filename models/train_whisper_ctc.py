@@ -194,6 +194,33 @@ def save_checkpoint(run: Path, head: torch.nn.Module, opt: torch.optim.Optimizer
     (run / "last.tmp").rename(run / "last.pt")
 
 
+def new_optimizer(head: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+    return torch.optim.AdamW(head.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+
+def resume(run: Path, head: torch.nn.Module, opt: torch.optim.Optimizer, best_name: str) -> tuple[int, object, list]:
+    """(step, best, log) from ``RUN/last.pt`` into ``head`` and ``opt`` when it exists, else a fresh start."""
+    last = run / "last.pt"
+    if not last.exists():
+        return 0, None, []
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    head.load_state_dict(ck["head"])
+    opt.load_state_dict(ck["opt"])
+    print(f"resumed at step {ck['step']} (best {best_name} {ck['best']})", flush=True)
+    return ck["step"], ck["best"], ck["log"]
+
+
+def optimizer_step(args: argparse.Namespace, head: torch.nn.Module, opt: torch.optim.Optimizer,
+                   loss: torch.Tensor, step: int) -> None:
+    """One update at the schedule's learning rate for ``step``, gradients clipped to norm 1."""
+    for g in opt.param_groups:
+        g["lr"] = learning_rate(args, step)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+    opt.step()
+
+
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -202,15 +229,8 @@ def train(args) -> None:
                       heads=max(1, args.head_dim // 64), vocab_size=len(CHAR_VOCAB), kind=args.head)
     args.run.mkdir(parents=True, exist_ok=True)
     head = CTCHead(enc_meta["encoder"]["d_model"], shape).to(args.device)
-    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    step, best, log = 0, None, []
-    last = args.run / "last.pt"
-    if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
-        head.load_state_dict(ck["head"])
-        opt.load_state_dict(ck["opt"])
-        step, best, log = ck["step"], ck["best"], ck["log"]
-        print(f"resumed at step {step} (best CER {best})", flush=True)
+    opt = new_optimizer(head, args.lr)
+    step, best, log = resume(args.run, head, opt, "CER")
     (args.run / "head.json").write_text(json.dumps({"head": shape.__dict__, "encoder": enc_meta,
                                                     "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
     train_set = Features(args.feats, "train-*", args.read_layer, args.train_shards)
@@ -234,12 +254,7 @@ def train(args) -> None:
             lengths = (~pad).sum(1)
             loss = ctc(logp, torch.cat(labels).to(args.device), lengths.to(args.device),
                        torch.tensor([len(lab) for lab in labels]))
-            for g in opt.param_groups:
-                g["lr"] = learning_rate(args, step)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            opt.step()
+            optimizer_step(args, head, opt, loss, step)
             step += 1
             losses.append(loss.item())
             if step % args.eval_every == 0 or step == args.steps:

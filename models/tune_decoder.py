@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from asrlive.decoding import GREEDY, LM_FOLDER, DecoderSpec, read_lm  # noqa: E402
 from asrlive.metrics import cer, wer  # noqa: E402
 from asrlive.model import configure_torch_threads, embedded_model_dir, load_model  # noqa: E402
+from asrlive.peers import decoded_text  # noqa: E402
 
 
 def _floats(text: str) -> list[float]:
@@ -37,12 +38,7 @@ def _floats(text: str) -> list[float]:
 
 def decode_all(spec: DecoderSpec, model, emissions: list[np.ndarray]) -> tuple[list[str], float]:
     t0 = time.process_time()
-    hyps = []
-    for lp in emissions:
-        d = spec.new(model)
-        d.feed(0, lp)
-        d.finish()
-        hyps.append(d.committed_text())
+    hyps = [decoded_text(model, lp, spec) for lp in emissions]
     return hyps, time.process_time() - t0
 
 

@@ -41,7 +41,8 @@ from asrlive.metrics import cer  # noqa: E402
 from asrlive.planner import ChunkPlan, ChunkSettings  # noqa: E402
 from asrlive.whisper_ctc import CONV_KERNEL, CONV_STRIDE, CTCHead, HeadShape  # noqa: E402
 from train_whisper_ctc import (  # noqa: E402
-    Features, add_schedule_args, greedy, learning_rate, length_batches, load_encoder, save_checkpoint,
+    Features, add_schedule_args, greedy, learning_rate, length_batches, load_encoder, new_optimizer,
+    optimizer_step, resume, save_checkpoint,
 )
 
 GEOMETRY = Geometry(CONV_KERNEL, CONV_STRIDE)
@@ -203,15 +204,8 @@ def train(args) -> None:
     (args.run / "head.json").write_text(json.dumps(meta | {"distilled_from": str(args.teacher),
                                                           "distilled_from_step": ck["step"],
                                                           "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
-    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    step, best, log = 0, None, []
-    last = args.run / "last.pt"
-    if last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=False)
-        head.load_state_dict(state["head"])
-        opt.load_state_dict(state["opt"])
-        step, best, log = state["step"], state["best"], state["log"]
-        print(f"resumed at step {step} (best score {best})", flush=True)
+    opt = new_optimizer(head, args.lr)
+    step, best, log = resume(args.run, head, opt, "score")
 
     train_stems = sorted(p.stem for p in args.window_feats.glob("train-*.json"))
     shards = sorted({s.split(".")[0] for s in train_stems})
@@ -262,12 +256,7 @@ def train(args) -> None:
             logp = torch.log_softmax(head(x, pad).float(), -1)
             kl = (target.exp() * (target - logp)).sum(-1)
             loss = (kl * weight).sum() / weight.sum()
-            for g in opt.param_groups:
-                g["lr"] = learning_rate(args, step)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            opt.step()
+            optimizer_step(args, head, opt, loss, step)
             step += 1
             losses.append(loss.item())
             if step % args.eval_every == 0 or step == args.steps:

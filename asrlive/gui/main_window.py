@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow,
 from ..audio.devices import DeviceError
 from ..audio.files import AudioFileError, file_info
 from ..decoder import TimedWord
-from ..decoding import DecoderSpec, decoder_spec, for_kind
+from ..decoding import DecoderSpec, decoder_spec, for_kind, model_folder
 from ..export import FORMATS, render, write_atomic
 from ..journal import pending_journals, settle
 from ..lm import LMError
@@ -236,10 +236,9 @@ class MainWindow(QMainWindow):
             return
         self.start_button.setEnabled(False)
         self.model_controls.set_loading(True, f"loading {source or 'the embedded model'}…")
-        folder = embedded_model_dir() if source is None else Path(source).expanduser()
         # The model's language model is read with it, off the GUI thread; a broken one fails the load.
         self.loader.start(lambda: (load_model(source, device=device),
-                                   decoder_spec("beam", None, folder if folder.is_dir() else None)))
+                                   decoder_spec("beam", None, model_folder(source))))
 
     def _on_model_loaded(self, loaded: tuple[CTCModel, DecoderSpec]) -> None:
         model, self.beam = loaded
