@@ -27,6 +27,7 @@ from .model import CTCModel
 from .peers import PeerRun, TransformersPipeline, WhisperLocalAgreement, naive_chunks, offline
 from .planner import ChunkPlan, ChunkSettings
 from .textcorpus import normalise
+from .window_reuse import DEFAULT_REUSE
 
 TRAILING_SILENCE_S = 1.5
 
@@ -137,7 +138,8 @@ class _Streamed:
     tentative_windows: int
 
 
-def stream_once(model: CTCModel, audio: np.ndarray, plan: ChunkPlan, decoder: DecoderSpec) -> _Streamed:
+def stream_once(model: CTCModel, audio: np.ndarray, plan: ChunkPlan, decoder: DecoderSpec,
+                reuse: str = DEFAULT_REUSE) -> _Streamed:
     """asrlive's own streaming path, window by window, with each window's commit event."""
     from .transcribe import stream_samples
 
@@ -149,7 +151,7 @@ def stream_once(model: CTCModel, audio: np.ndarray, plan: ChunkPlan, decoder: De
             end = g.window_span(w.first_frame, w.end_frame)[1]
             seen.append((end / g.sample_rate, w.decoded - w.began, status.committed_text, status.tentative_text))
 
-    transcript = stream_samples(model, audio, plan, decoder=decoder, listener=listen)
+    transcript = stream_samples(model, audio, plan, decoder=decoder, listener=listen, reuse=reuse)
     run, spent = PeerRun(), 0.0
     for end_s, cost, text, _ in seen:
         spent = cost
@@ -180,7 +182,7 @@ def plan_label(plan: ChunkPlan) -> str:
 
 def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSettings], *,
               decoder: DecoderSpec = GREEDY, whisper: Path | None = None, whisper_hop_ms: float = 1000.0,
-              progress: Callable[[str, int, int], None] | None = None) -> list[Row]:
+              progress: Callable[[str, int, int], None] | None = None, reuse: str = DEFAULT_REUSE) -> list[Row]:
     """Rows for every plan, then the peers: offline, the transformers pipeline (when it can load
     the model) and naive chunks at each distinct hop, and Whisper LocalAgreement when ``whisper``
     names a transformers Whisper folder."""
@@ -217,7 +219,7 @@ def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSet
     for plan in built:
         streamed = []
         for a in audios:
-            streamed.append(stream_once(model, a, plan, decoder))
+            streamed.append(stream_once(model, a, plan, decoder, reuse))
             tick(plan_label(plan))
         kl = float(np.mean([kl_divergence(o, s.log_probs) for o, s in zip(offline_lp, streamed)]))
         windows = sum(s.tentative_windows for s in streamed)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
 from .planner import ChunkSettings
+from .window_reuse import DEFAULT_REUSE, REUSE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -222,6 +223,10 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
     parser.add_argument("--model", help="model folder or hub id (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
+    parser.add_argument("--int8", action="store_true", help="int8 weights on the CPU (dynamic quantisation; docs/performance.md)")
+    parser.add_argument("--reuse", choices=REUSE, default=DEFAULT_REUSE,
+                        help="what each window reuses from the ones before: none, front-end (the default; exact) "
+                        "or states (also the left context's encoder states; approximate)")
     parser.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin weights (trusted models only)")
     for flag, help_text in (("--chunk-ms", "hop: audio committed per window"), ("--left-ms", "left context per window"),
                             ("--right-ms", "right context (look-ahead) per window")):
@@ -275,6 +280,8 @@ def _check_compute(args: argparse.Namespace) -> None:
         raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
+    if args.int8 and args.device not in ("auto", "cpu"):
+        raise CLIError(f"--int8 runs on the CPU only, not --device {args.device}; use --half on a GPU", EXIT_USAGE)
 
 
 def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
@@ -283,7 +290,8 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     from .planner import ChunkPlan
 
     try:
-        model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle)
+        model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle,
+                           int8=args.int8)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported
@@ -322,7 +330,8 @@ def _transcribe_one(args: argparse.Namespace, model, plan, decoder: DecoderSpec,
         _, _, seconds = file_info(path)
         if seconds > 30:
             progress = _progress_printer(int(seconds * model.sample_rate))
-    transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress, decoder=decoder)
+    transcript = stream_file(model, path, plan, realtime=args.realtime, progress=progress, decoder=decoder,
+                             reuse=args.reuse)
     if progress is not None:
         print(file=sys.stderr)
     return transcript
@@ -387,7 +396,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     except (DeviceError, OSError) as exc:
         raise CLIError(str(exc), EXIT_DEVICE) from exc
     model, plan = _model_and_plan(args, settings)
-    session = LiveSession(model, plan, journal=not args.no_journal, decoder=decoder)
+    session = LiveSession(model, plan, journal=not args.no_journal, decoder=decoder, reuse=args.reuse)
     try:
         session.start_mic(args.input_device)
     except (DeviceError, OSError) as exc:
@@ -419,7 +428,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
         code = EXIT_DEVICE
     if args.json_summary:
-        print(json.dumps(_live_summary(final, session.latency(), decoder)), file=sys.stderr)
+        print(json.dumps(_live_summary(final, session.latency(), decoder, args.reuse)), file=sys.stderr)
     return code
 
 
@@ -434,13 +443,14 @@ def _rounded(record: dict) -> dict:
     return {key: one(key, value) for key, value in record.items()}
 
 
-def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec) -> dict:
+def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec, reuse: str) -> dict:
     """The --json-summary record of a live run."""
     return _rounded({"text": final.committed_text, "decoder": decoder.describe(), "frames": final.committed_frames,
                      "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
                      "speech_to_text_p50_ms": stats.speech_to_text_p50,
                      "speech_to_text_p95_ms": stats.speech_to_text_p95,
-                     "real_time_factor": stats.real_time_factor})
+                     "real_time_factor": stats.real_time_factor, "reuse": reuse,
+                     "front_end_hit_rate": stats.front_end_hit_rate, "state_hit_rate": stats.state_hit_rate})
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
@@ -509,7 +519,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             print(f"\r[{bar:<30}] {done}/{total} {what:<24}", end="", file=sys.stderr, flush=True)
 
     rows = run_bench(model, utterances, plans, decoder=decoder, whisper=args.whisper,
-                     whisper_hop_ms=args.whisper_hop_ms, progress=progress)
+                     whisper_hop_ms=args.whisper_hop_ms, progress=progress, reuse=args.reuse)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     from .bench_report import markdown, write_outputs

@@ -18,6 +18,7 @@ from .journal import TranscriptJournal
 from .model import CTCModel
 from .planner import ChunkPlan
 from .emissions import WindowTiming
+from .window_reuse import DEFAULT_REUSE, ReuseStats
 from .worker import StreamStatus, StreamWorker
 
 RING_SECONDS = 120.0
@@ -53,13 +54,16 @@ class LatencyStats:
     backlog_ms: float
     skipped_ms: float
     input_overflows: int
+    front_end_hit_rate: float | None = None  # window frames whose conv features were reused
+    state_hit_rate: float | None = None      # … whose encoder states were reused
 
 
 class LiveSession:
     def __init__(self, model: CTCModel, plan: ChunkPlan, ring_seconds: float = RING_SECONDS,
-                 journal: bool = False, decoder: DecoderSpec = GREEDY):
+                 journal: bool = False, decoder: DecoderSpec = GREEDY, reuse: str = DEFAULT_REUSE):
         self.model = model
         self.decoder = decoder
+        self.reuse = reuse
         self.ring = AudioRing(int(ring_seconds * model.sample_rate), model.sample_rate)
         self.worker: StreamWorker | None = None
         self.source: FileSource | MicSource | None = None
@@ -79,7 +83,7 @@ class LiveSession:
         g = self.model.geometry
         history_frames = int(HISTORY_S * g.frame_rate)
         self.worker = StreamWorker(self.model, self.ring, self._plan, live=live, keep_frames=history_frames,
-                                   keep_windows=history_frames, decoder=self.decoder)
+                                   keep_windows=history_frames, decoder=self.decoder, reuse=self.reuse)
         if self.journaling:
             self.journal = TranscriptJournal(label, self.model.name)
             self.worker.add_listener(self._journal_commit)
@@ -199,6 +203,7 @@ class LiveSession:
         s2t = [t.finished - t.hop_ready for t in timings]
         hop_s = sum((t.commit_to - t.commit_from) for t in timings) * g.frame_seconds
         done = worker.store.n_frames * g.jump if worker else 0
+        reuse = worker.status.reuse if worker else ReuseStats()
         return LatencyStats(
             capture_block_ms=self.capture_block_ms,
             queue_wait_p50=pct(waits, 50), queue_wait_p95=pct(waits, 95),
@@ -209,4 +214,6 @@ class LiveSession:
             backlog_ms=max(0, self.ring.written - done) * 1000 / rate,
             skipped_ms=(worker.skipped_samples if worker else 0) * 1000 / rate,
             input_overflows=self.ring.input_overflows,
+            front_end_hit_rate=reuse.front_end_hit_rate if reuse.frames else None,
+            state_hit_rate=reuse.state_hit_rate if reuse.frames else None,
         )

@@ -17,6 +17,7 @@ from .emissions import WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan
 from .decoding import GREEDY, DecoderSpec
+from .window_reuse import DEFAULT_REUSE
 from .worker import StreamStatus, StreamWorker
 
 RING_SECONDS = 60.0
@@ -37,6 +38,7 @@ class Transcript:
     offline_compute_s: float | None = None
     input_peak: float | None = None
     clipped_fraction: float | None = None
+    reuse_stats: dict | None = None  # ReuseStats.as_dict() of a streamed run
 
     @property
     def n_frames(self) -> int:
@@ -57,6 +59,7 @@ class Transcript:
             "queue_wait_p95_ms": round(float(np.percentile(wait, 95)) * 1000, 3),
             "compute_total_s": round(float(compute.sum()), 4),
             "real_time_factor": round(float(compute.sum()) / self.duration_s, 4) if self.duration_s else 0.0,
+            "reuse": self.reuse_stats,
         }
 
     def as_dict(self) -> dict:
@@ -90,10 +93,10 @@ class Transcript:
 
 def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSource], plan: ChunkPlan,
                 name: str, progress: Callable[[int], None] | None, decoder: DecoderSpec,
-                listener: Callable[[StreamStatus], None] | None = None) -> Transcript:
+                listener: Callable[[StreamStatus], None] | None = None, reuse: str = DEFAULT_REUSE) -> Transcript:
     ring = AudioRing(int(RING_SECONDS * model.sample_rate), model.sample_rate)
     source = source_factory(ring)
-    worker = StreamWorker(model, ring, plan, decoder=decoder)
+    worker = StreamWorker(model, ring, plan, decoder=decoder, reuse=reuse)
     if listener is not None:
         worker.add_listener(listener)
     done = threading.Event()
@@ -123,20 +126,25 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
         timings=list(worker.store.timings),
         input_peak=source.peak,
         clipped_fraction=source.clipped_samples / max(1, ring.written),
+        reuse_stats=worker.runner.stats.as_dict(),
     )
 
 
 def stream_file(model: CTCModel, path: Path | str, plan: ChunkPlan, realtime: bool = False,
-                progress: Callable[[int], None] | None = None, decoder: DecoderSpec = GREEDY) -> Transcript:
+                progress: Callable[[int], None] | None = None, decoder: DecoderSpec = GREEDY,
+                reuse: str = DEFAULT_REUSE) -> Transcript:
     """Stream a file through ring, planner, worker and decoder, as the live app does."""
     file_info(Path(path))  # fail early, in this thread, on a file that cannot be opened
-    return _run_stream(model, lambda ring: FileSource(path, ring, realtime=realtime), plan, str(path), progress, decoder)
+    return _run_stream(model, lambda ring: FileSource(path, ring, realtime=realtime), plan, str(path), progress,
+                       decoder, reuse=reuse)
 
 
 def stream_samples(model: CTCModel, samples: np.ndarray, plan: ChunkPlan, name: str = "<array>",
-                   decoder: DecoderSpec = GREEDY, listener: Callable[[StreamStatus], None] | None = None) -> Transcript:
+                   decoder: DecoderSpec = GREEDY, listener: Callable[[StreamStatus], None] | None = None,
+                   reuse: str = DEFAULT_REUSE) -> Transcript:
     """``listener(status)`` runs on the worker after every window (``StreamWorker.add_listener``)."""
-    return _run_stream(model, lambda ring: ArraySource(samples, ring), plan, name, None, decoder, listener)
+    return _run_stream(model, lambda ring: ArraySource(samples, ring), plan, name, None, decoder, listener,
+                       reuse)
 
 
 def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>",

@@ -105,14 +105,22 @@ class Block(nn.Module):
         self.fc1 = nn.Linear(d, ffn)
         self.fc2 = nn.Linear(ffn, d)
 
-    def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None,
+               key_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The layer on frames ``x`` (batch, frames, d) that also attend to earlier frames' cached
+        keys and values ``past`` (each (batch, heads, earlier, d / heads)). Returns the output
+        and ``x``'s own keys and values, for a cache."""
         b, t, d = x.shape
         h = self.attn_ln(x)
         q, k, v = (proj(h).view(b, t, self.heads, d // self.heads).transpose(1, 2) for proj in (self.q, self.k, self.v))
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
         mask = None if key_padding is None else ~key_padding[:, None, None, :]
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(F.gelu(self.fc1(self.ffn_ln(x))))
+        return x + self.fc2(F.gelu(self.fc1(self.ffn_ln(x)))), (k, v)
+
+    def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attend(x, key_padding=key_padding)[0]
 
 
 def sinusoids(length: int, channels: int) -> torch.Tensor:
@@ -149,21 +157,39 @@ class WhisperEncoder(nn.Module):
         """Outputs of the transformer layers in ``layers`` (1-based; the last includes the final
         LayerNorm; 0 is the conv features with positions added), each (batch, frames, d_model).
         Layers past the highest asked for are not run."""
-        x = self.feature_extractor(samples).transpose(1, 2)
-        t = x.shape[1]
-        if t > self.shape.max_positions:
-            raise ValueError(f"{t} frames in one window; the encoder takes at most {self.shape.max_positions} "
-                             f"({self.shape.max_positions * 0.02:.0f} s)")
-        x = x + self.positions[:t].to(x.dtype)
+        x = self.with_positions(self.feature_extractor(samples).transpose(1, 2), 0)
         out = {0: x} if 0 in layers else {}
         for n, block in enumerate(self.blocks[:max(layers)], start=1):
             x = block(x)
             if n in layers:
-                out[n] = self.ln_post(x) if n == self.shape.layers else x
+                out[n] = self.layer_output(x, n)
         return out
 
     def hidden(self, samples: torch.Tensor, upto: int) -> torch.Tensor:
         return self.hiddens(samples, {upto})[upto]
+
+    def with_positions(self, features: torch.Tensor, first: int) -> torch.Tensor:
+        """Conv features (batch, frames, d_model) plus the positions ``first``, ``first`` + 1, …"""
+        end = first + features.shape[1]
+        if end > self.shape.max_positions:
+            raise ValueError(f"{end} frames in one window; the encoder takes at most {self.shape.max_positions} "
+                             f"({self.shape.max_positions * 0.02:.0f} s)")
+        return features + self.positions[first:end].to(features.dtype)
+
+    def layer_output(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """What layer ``n`` hands on: the last layer's output goes through the final LayerNorm."""
+        return self.ln_post(x) if n == self.shape.layers else x
+
+    def attend(self, x: torch.Tensor, upto: int, past: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+               ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Layers 1..``upto`` on frames ``x`` (positions added), which also attend to earlier
+        frames' keys and values ``past`` (one pair per layer). Returns layer ``upto``'s output
+        and ``x``'s keys and values at each layer."""
+        own = []
+        for n, block in enumerate(self.blocks[:upto]):
+            x, kv = block.attend(x, None if past is None else past[n])
+            own.append(kv)
+        return self.layer_output(x, upto), own
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

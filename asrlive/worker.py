@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from copy import copy
 from dataclasses import dataclass, field
 
 from .audio.ring import AudioRing
@@ -17,6 +18,7 @@ from .decoding import GREEDY, DecoderSpec
 from .emissions import EmissionStore, WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan, Window
+from .window_reuse import DEFAULT_REUSE, ReuseStats, new_runner
 
 # How far behind the newest left context may reach; the ring frees older samples for writers.
 MAX_LEFT_CONTEXT_S = 10.0
@@ -39,6 +41,7 @@ class StreamStatus:
     finished: bool = False
     error: str | None = None
     plan: dict = field(default_factory=dict)
+    reuse: ReuseStats = field(default_factory=ReuseStats)  # a copy: what the windows so far reused
 
     @property
     def n_chars(self) -> int:
@@ -61,9 +64,10 @@ class StreamStatus:
 class StreamWorker:
     def __init__(self, model: CTCModel, ring: AudioRing, plan: ChunkPlan, *, live: bool = False,
                  max_backlog_s: float = 3.0, keep_frames: int | None = None, keep_windows: int | None = None,
-                 decoder: DecoderSpec = GREEDY):
+                 decoder: DecoderSpec = GREEDY, reuse: str = DEFAULT_REUSE):
         """``keep_frames``/``keep_windows``: how many of the newest emission rows and window
-        timings the store keeps (None: all, for a file transcribed whole)."""
+        timings the store keeps (None: all, for a file transcribed whole). ``reuse``: what
+        windows reuse from the ones before (``asrlive.window_reuse``)."""
         if ring.sample_rate != model.sample_rate:
             raise ValueError(f"ring at {ring.sample_rate} Hz, model at {model.sample_rate} Hz")
         self.model = model
@@ -73,6 +77,7 @@ class StreamWorker:
         self.max_backlog_samples = int(max_backlog_s * ring.sample_rate)
         self.store = EmissionStore(len(model.vocab), keep_frames, keep_windows)
         self.decoder = decoder.new(model)
+        self.runner = new_runner(model, reuse)
         self.skipped_samples = 0
         self.error: BaseException | None = None
         self.status = StreamStatus(plan=plan.describe())
@@ -196,7 +201,7 @@ class StreamWorker:
         if samples is None:
             return False
         started = time.monotonic()
-        log_probs = self.model.log_probs(samples)
+        log_probs = self.runner.log_probs(window, samples)
         finished = time.monotonic()
         lo, hi = window.commit_from - window.first_frame, window.commit_to - window.first_frame
         self.store.commit(window.commit_from, log_probs[lo:hi])
@@ -223,6 +228,7 @@ class StreamWorker:
             finished=finished,
             error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             plan=self._plan.describe(),
+            reuse=copy(self.runner.stats),
         )
         for fn in self._listeners:
             fn(self.status)

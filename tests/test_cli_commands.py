@@ -37,10 +37,12 @@ def test_live_summary_rounds_times_and_ratios():
     stats = LatencyStats(capture_block_ms=20.0, queue_wait_p50=None, queue_wait_p95=None, compute_p50=None,
                          compute_p95=None, right_context_wait_p50=None, speech_to_text_p50=621.9432150001012,
                          speech_to_text_p95=None, real_time_factor=0.012345678, backlog_ms=0.0,
-                         skipped_ms=1234.5678, input_overflows=2)
+                         skipped_ms=1234.5678, input_overflows=2, front_end_hit_rate=0.787878, state_hit_rate=None)
     decoder = GreedyCTCDecoder(list(CHAR_VOCAB), CHAR_VOCAB["<pad>"], "|", 0.02)
     decoder.feed(0, path_to_log_probs("_HEL_LO_"))
-    summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats, GREEDY)
+    summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats, GREEDY,
+                            "front-end")
     assert summary == {"text": "HELLO", "decoder": "greedy", "frames": 50, "skipped_ms": 1234.6, "input_overflows": 2,
                        "speech_to_text_p50_ms": 621.9, "speech_to_text_p95_ms": None,
-                       "real_time_factor": 0.01235}
+                       "real_time_factor": 0.01235, "reuse": "front-end", "front_end_hit_rate": 0.7879,
+                       "state_hit_rate": None}

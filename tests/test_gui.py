@@ -54,6 +54,10 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     expected = core_stream_file(embedded_model, path, w.session.plan, decoder=w.session.decoder).text
     assert shown and shown == expected
     assert shown.split()[0] == text.split()[0] and shown.split()[-1] == text.split()[-1], shown
+    # The latency panel reports the front-end cache the session's windows used.
+    reuse = w.session.worker.status.reuse
+    assert reuse.front_end_hit_rate > 0.5 and reuse.state_hit_rate == 0
+    qtbot.waitUntil(lambda: w.latency.values["reuse"].text() == f"{reuse.front_end_hit_rate:.0%} / 0%", timeout=5000)
 
 
 def test_decoder_choice_in_the_app_matches_the_core_and_persists(qtbot, tmp_path, sentence_wav, embedded_model,

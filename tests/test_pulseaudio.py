@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -147,9 +148,13 @@ def test_device_vanishing_mid_stream_is_reported_and_text_kept(pulse, tmp_path, 
     assert live.out.strip()  # what was committed before the fault was printed and kept
     # A device is back: a new run works.
     pulse.start()
-    again = subprocess.run(ASRLIVE + ["live", "--model", str(tiny_model_dir), "--seconds", "1.5"],
+    again = subprocess.run(ASRLIVE + ["live", "--model", str(tiny_model_dir), "--seconds", "1.5", "--chunk-ms", "200",
+                                      "--left-ms", "400", "--right-ms", "100", "--json-summary"],
                            env=pulse.env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stderr.strip().splitlines()[-1])
+    # The layer-norm tiny model's front end is local: windows after the first reuse its features.
+    assert summary["reuse"] == "front-end" and 0.3 < summary["front_end_hit_rate"] < 1, summary
 
 
 def test_no_input_device_at_all(tmp_path, tiny_model_dir):

@@ -167,7 +167,7 @@ def test_back_pressure_skips_ahead_with_bounded_backlog(tiny_model):
     slow = SlowModel(tiny_model, 0.05)
     ring = AudioRing(16000 * 8, 16000)
     plan = ChunkPlan.from_settings(g, ChunkSettings(100, 200, 100))  # 10 windows per second of audio
-    worker = StreamWorker(slow, ring, plan, live=True, max_backlog_s=1.0)
+    worker = StreamWorker(slow, ring, plan, live=True, max_backlog_s=1.0, reuse="none")  # through log_probs
     worst = [0]
     worker.add_listener(lambda s: worst.__setitem__(0, max(worst[0], s.backlog_samples)))
     signal_ = (np.random.default_rng(2).standard_normal(16000 * 40) * 0.1).astype(np.float32)

@@ -13,6 +13,8 @@ ROWS = [
     ("right", "Right-context wait p50", "hop audio complete → look-ahead audio complete"),
     ("s2t", "Speech → text p50 / p95", "hop audio complete → its text committed"),
     ("rtf", "Real-time factor", "compute time / audio time (< 1 keeps up)"),
+    ("reuse", "Reused front end / states", "share of each window's frames whose conv features / encoder "
+     "states were computed by an earlier window instead of again"),
     ("backlog", "Backlog", "captured audio not yet committed"),
     ("skipped", "Skipped audio", "dropped to stay live when the model falls behind"),
     ("overflows", "Input overflows", "blocks the audio device lost"),
@@ -21,6 +23,10 @@ ROWS = [
 
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} ms"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 class LatencyPanel(QGroupBox):
@@ -44,6 +50,7 @@ class LatencyPanel(QGroupBox):
         v["right"].setText(_ms(s.right_context_wait_p50))
         v["s2t"].setText(f"{_ms(s.speech_to_text_p50)} / {_ms(s.speech_to_text_p95)}")
         v["rtf"].setText("–" if s.real_time_factor is None else f"{s.real_time_factor:.2f}")
+        v["reuse"].setText(f"{_percent(s.front_end_hit_rate)} / {_percent(s.state_hit_rate)}")
         v["backlog"].setText(_ms(s.backlog_ms))
         v["skipped"].setText(_ms(s.skipped_ms))
         v["skipped"].setStyleSheet("color:#c0392b" if s.skipped_ms > 0 else "")

@@ -1,0 +1,102 @@
+"""Accuracy and compute of each way to run the windows, on the same audio in one run: float32
+or int8 weights, and what a window reuses from the ones before (nothing, the front end, or the
+left context's encoder states). Each utterance is streamed once per option in turn, so machine
+load weighs on every option alike.
+
+    python -m benchmarks.compute_options [--model M] [--data MANIFEST.tsv | --synth N]
+        [--plan 320/1000/320] [--decoder greedy] [--threads 2] [--out FILE.json]
+
+Prints CER, WER, compute per audio second and per-window p50 / p95 for each option, with each
+option's compute as a ratio to the naive per-window float32 forward (reuse "none").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from asrlive.bench import load_utterances, read_manifest, synthetic_utterances
+from asrlive.decoding import DECODERS, decoder_spec, model_folder
+from asrlive.metrics import cer, wer
+from asrlive.model import configure_torch_threads, load_model
+from asrlive.planner import ChunkPlan, ChunkSettings
+from asrlive.transcribe import offline_samples, stream_samples
+from benchmarks.common import pct
+
+# (label, int8, reuse); the first is the reference the ratios divide by.
+OPTIONS = [("float32, no reuse", False, "none"), ("float32, front end", False, "front-end"),
+           ("float32, states", False, "states"), ("int8, no reuse", True, "none"),
+           ("int8, front end", True, "front-end"), ("int8, states", True, "states")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="manifest TSV (id, path, transcript)")
+    src.add_argument("--synth", type=int, help="this many held-out synthetic utterances")
+    ap.add_argument("--plan", default="320/1000/320", help="hop/left/right in ms")
+    ap.add_argument("--decoder", default="greedy", choices=DECODERS)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = ap.parse_args()
+    hop, left, right = (float(v) for v in args.plan.split("/"))
+    configure_torch_threads(args.threads)
+    models = {q: load_model(args.model, device="cpu", int8=q) for q in (False, True)}
+    sr = models[False].sample_rate
+    utts = (synthetic_utterances(args.synth, sr) if args.synth
+            else load_utterances(read_manifest(args.data), sr))
+    plan = ChunkPlan.from_settings(models[False].geometry, ChunkSettings(hop, left, right))
+    audio_s = sum(len(u.audio) for u in utts) / sr
+    decoder = decoder_spec(args.decoder, None, model_folder(args.model))
+    hyps = {label: [] for label, *_ in OPTIONS}
+    windows = {label: [] for label, *_ in OPTIONS}
+    hits = {label: [] for label, *_ in OPTIONS}
+    offline = {q: [] for q in models}
+    for i, u in enumerate(utts, 1):
+        for label, q, reuse in OPTIONS:
+            t = stream_samples(models[q], u.audio, plan, decoder=decoder, reuse=reuse)
+            hyps[label].append(t.text)
+            windows[label].extend(w.compute for w in t.timings)
+            hits[label].append(t.reuse_stats)
+        for q, model in models.items():
+            offline[q].append(offline_samples(model, u.audio, decoder=decoder).text)
+        print(f"\r{i}/{len(utts)} utterances", end="", flush=True)
+    print()
+    refs = [u.text for u in utts]
+    base = sum(windows[OPTIONS[0][0]])
+    rows = []
+    for label, q, reuse in OPTIONS:
+        ms = np.array(windows[label]) * 1000
+        frames = sum(h["frames"] for h in hits[label])
+        rows.append({"option": label, "int8": q, "reuse": reuse, "cer": round(cer(refs, hyps[label]), 4),
+                     "wer": round(wer(refs, hyps[label]), 4),
+                     "compute_ms_per_audio_s": round(ms.sum() / audio_s, 1),
+                     "window_p50_ms": round(pct(ms, 50), 1), "window_p95_ms": round(pct(ms, 95), 1),
+                     "compute_ratio": round(base / (ms.sum() / 1000), 2),
+                     "front_end_hit_rate": round(sum(h["front_end_hit_rate"] * h["frames"] for h in hits[label]) / frames, 3),
+                     "state_hit_rate": round(sum(h["state_hit_rate"] * h["frames"] for h in hits[label]) / frames, 3)})
+    record = {"model": models[False].name, "plan": args.plan, "decoder": args.decoder, "threads": args.threads,
+              "utterances": len(utts), "audio_s": round(audio_s, 1),
+              "offline_cer": {("int8" if q else "float32"): round(cer(refs, h), 4) for q, h in offline.items()},
+              "options": rows}
+    print(f"{len(utts)} utterances, {audio_s:.0f} s, plan {args.plan}, decoder {args.decoder}, {args.threads} threads; "
+          f"offline CER float32 {record['offline_cer']['float32']:.2%}, int8 {record['offline_cer']['int8']:.2%}")
+    print("| option | CER | WER | compute ms / audio s | window p50 / p95 ms | × less compute | front-end hits | state hits |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['option']} | {r['cer']:.2%} | {r['wer']:.2%} | {r['compute_ms_per_audio_s']:.0f} | "
+              f"{r['window_p50_ms']:.1f} / {r['window_p95_ms']:.1f} | {r['compute_ratio']:.2f} | "
+              f"{r['front_end_hit_rate']:.0%} | {r['state_hit_rate']:.0%} |")
+    if args.out:
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"({time.monotonic() - started:.0f} s)")
