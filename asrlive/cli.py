@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
 from .planner import ChunkSettings
+from .model import BACKENDS, DEFAULT_BACKEND
 from .window_reuse import DEFAULT_REUSE, REUSE
 
 if TYPE_CHECKING:
@@ -224,6 +225,9 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
     parser.add_argument("--int8", action="store_true", help="int8 weights on the CPU (dynamic quantisation; docs/performance.md)")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="what runs the model: auto (the default: ONNX Runtime for the embedded model's family "
+                        "in float32 on the CPU, else torch), torch, or onnxruntime")
     parser.add_argument("--reuse", choices=REUSE, default=DEFAULT_REUSE,
                         help="what each window reuses from the ones before: none, front-end (the default; exact) "
                         "or states (also the left context's encoder states; approximate)")
@@ -291,7 +295,8 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
 
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle,
-                           int8=args.int8)
+                           int8=args.int8, backend=args.backend, threads=args.threads,
+                           progress=lambda message: print(f"asrlive: {message}", file=sys.stderr))
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported

@@ -35,11 +35,16 @@ def embedded_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / EMBEDDED_MODEL_NAME
 
 
+def compute_threads(threads: int | None = None) -> int:
+    """Leave a core for audio capture and the GUI: compute gets all but one unless told otherwise."""
+    return threads if threads else max(1, (os.cpu_count() or 2) - 1)
+
+
 def configure_torch_threads(threads: int | None = None) -> int:
-    """Leave a core for audio capture and the GUI: torch gets all but one unless told otherwise."""
+    """Give torch ``compute_threads(threads)`` threads."""
     import torch
 
-    n = threads if threads else max(1, (os.cpu_count() or 2) - 1)
+    n = compute_threads(threads)
     torch.set_num_threads(n)
     return n
 
@@ -170,6 +175,7 @@ class CTCModel:
     dtype: object
     do_normalize: bool
     int8: bool = False
+    backend: str = "torch"  # what runs the network: "torch" or "onnxruntime"
 
     def __post_init__(self) -> None:
         # Inference on one model from two threads at once is not safe on every backend.
@@ -257,19 +263,56 @@ def _check_hub(where: str) -> None:
                              f"({constants.ENDPOINT}) cannot be reached")
 
 
+# What may run a model: "auto" is ONNX Runtime where it can (asrlive's Whisper-encoder models,
+# float32 on the CPU; docs/performance.md), else torch.
+BACKENDS = ("auto", "torch", "onnxruntime")
+DEFAULT_BACKEND = "auto"
+
+
 def load_model(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False,
-               allow_pickle: bool = False, int8: bool = False) -> CTCModel:
+               allow_pickle: bool = False, int8: bool = False, backend: str = "torch",
+               threads: int | None = None, progress=None) -> CTCModel:
     """Load a CTC model from a local folder or a hub id (``None``: the embedded default).
 
     Weights load from safetensors only, unless ``allow_pickle``: a pickled checkpoint can run
-    arbitrary code when unpickled. ``int8``: dynamic int8 quantisation (CPU only)."""
+    arbitrary code when unpickled. ``int8``: dynamic int8 quantisation (CPU only). ``backend``:
+    one of BACKENDS; ONNX Runtime runs ``threads`` threads (``compute_threads``), and
+    ``progress(message)`` hears about a first-time export."""
     if int8 and device not in ("auto", "cpu"):
         raise ModelLoadError(f"int8 runs on the CPU only (device {device!r} asked for); on a GPU use half precision")
+    if backend not in BACKENDS:
+        raise ModelLoadError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
     model = _load_float(source, "cpu" if int8 else device, half, allow_pickle)
     if int8:
+        if backend == "onnxruntime":
+            raise ModelLoadError("int8 runs on torch; --backend onnxruntime runs float32")
         model.model = quantized_int8(model.model)
         model.int8 = True
+    elif backend != "torch":
+        _use_onnxruntime(model, backend == "onnxruntime", compute_threads(threads), progress)
     return model
+
+
+def _use_onnxruntime(model: CTCModel, required: bool, threads: int, progress) -> None:
+    """Run ``model``'s network on ONNX Runtime where it can; ``required``: fail where it cannot."""
+    import torch
+
+    from .onnx_backend import OnnxUnavailable, onnx_whisper_ctc
+    from .whisper_ctc import WhisperCTC
+
+    if not isinstance(model.model, WhisperCTC) or model.device != "cpu" or model.dtype != torch.float32:
+        if required:
+            raise ModelLoadError("ONNX Runtime runs asrlive's Whisper-encoder models in float32 on the CPU only; "
+                                 "use --backend torch")
+        return
+    try:
+        model.model = onnx_whisper_ctc(model.model, Path(model.name), threads, progress)
+        model.backend = "onnxruntime"
+    except OnnxUnavailable as exc:
+        if required:
+            raise ModelLoadError(str(exc)) from exc
+        if progress is not None:
+            progress(f"{exc}; running on torch")
 
 
 def _load_float(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False,

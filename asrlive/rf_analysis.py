@@ -22,11 +22,12 @@ SWEEP_REACH_MS = 1000
 
 
 def float64_copy(model: CTCModel):
-    """A float64 CPU copy of the network, for gradients that must not underflow to zero."""
+    """A float64 CPU copy of the network, for gradients that must not underflow to zero (the
+    torch network behind an ONNX Runtime one)."""
     import torch
 
     with model._lock:
-        net = copy.deepcopy(model.model).to("cpu", torch.float64).eval()
+        net = copy.deepcopy(getattr(model.model, "torch_net", model.model)).to("cpu", torch.float64).eval()
     return net
 
 

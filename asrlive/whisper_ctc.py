@@ -72,20 +72,30 @@ def mel_filters(n_mels: int) -> torch.Tensor:
     return torch.from_numpy(bank.T.astype("float32").copy())
 
 
+def dft_kernels() -> torch.Tensor:
+    """The Hann-windowed real DFT as conv kernels, (2 * bins, 1, N_FFT): cosines then sines. A
+    strided conv with them is the STFT (to float rounding) in an op every exporter and runtime
+    runs fast."""
+    bins = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * math.pi * bins * torch.arange(N_FFT, dtype=torch.float64)[None, :] / N_FFT
+    window = torch.hann_window(N_FFT, dtype=torch.float64)
+    return (torch.cat([torch.cos(angle), -torch.sin(angle)]) * window).float()[:, None, :]
+
+
 class LogMel(nn.Module):
     """Whisper's log-mel features without padding and with a fixed clamp floor (log10 units)."""
 
     def __init__(self, filters: torch.Tensor, floor: float):
         super().__init__()
         self.register_buffer("filters", filters)  # (n_mels, n_fft // 2 + 1)
-        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.register_buffer("dft", dft_kernels(), persistent=False)
         self.floor = floor
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         """(batch, samples) → (batch, n_mels, frames)."""
-        spec = torch.stft(samples, N_FFT, MEL_HOP, window=self.window.to(samples.dtype), center=False,
-                          return_complex=True)
-        mel = self.filters.to(samples.dtype) @ spec.abs() ** 2
+        spec = F.conv1d(samples[:, None], self.dft.to(samples.dtype), stride=MEL_HOP)
+        bins = N_FFT // 2 + 1
+        mel = self.filters.to(samples.dtype) @ (spec[:, :bins] ** 2 + spec[:, bins:] ** 2)
         log_spec = torch.clamp(mel, min=1e-10).log10()
         return (torch.maximum(log_spec, torch.tensor(self.floor, dtype=samples.dtype)) + 4.0) / 4.0
 
@@ -209,9 +219,13 @@ class BiLSTM(nn.Module):
         self.fwd = nn.ModuleList(nn.LSTM(d_in if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers))
         self.bwd = nn.ModuleList(nn.LSTM(d_in if i == 0 else 2 * hidden, hidden, batch_first=True) for i in range(layers))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` None: every sequence fills the batch's length (no padding)."""
+        def reverse(seq: torch.Tensor) -> torch.Tensor:
+            return seq.flip(1) if lengths is None else reverse_within(seq, lengths)
+
         for fwd, bwd in zip(self.fwd, self.bwd):
-            back = reverse_within(bwd(reverse_within(x, lengths))[0], lengths)
+            back = reverse(bwd(reverse(x))[0])
             x = torch.cat([fwd(x)[0], back], dim=-1)
         return x
 
@@ -238,9 +252,7 @@ class CTCHead(nn.Module):
         x = self.in_ln(hidden)
         if self.kind == "lstm":
             if self.lstm is not None:
-                lengths = (torch.full((x.shape[0],), x.shape[1], device=x.device) if key_padding is None
-                           else (~key_padding).sum(1))
-                x = self.lstm(x, lengths)
+                x = self.lstm(x, None if key_padding is None else (~key_padding).sum(1))
         else:
             x = self.proj(x)
             for block in self.blocks:
@@ -269,7 +281,16 @@ class WhisperCTC(nn.Module):
         return self.encoder
 
     def forward(self, samples: torch.Tensor) -> CTCOutput:
-        return CTCOutput(self.head(self.encoder.hidden(samples, self.read_layer)))
+        return CTCOutput(self.from_features(self.encoder.with_positions(self.features(samples), 0)))
+
+    def features(self, samples: torch.Tensor) -> torch.Tensor:
+        """The front end's conv features (batch, frames, d_model), without positions."""
+        return self.encoder.feature_extractor(samples).transpose(1, 2)
+
+    def from_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Logits of frames (batch, frames, d_model) whose conv features, positions added, are
+        ``frames``: everything after the front end."""
+        return self.head(self.encoder.attend(frames, self.read_layer)[0])
 
 
 def folder_config(encoder: EncoderShape, head: HeadShape, mel_floor: float, **extra) -> dict:

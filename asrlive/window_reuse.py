@@ -168,7 +168,8 @@ def wav2vec2_front_end_is_local(model: CTCModel) -> bool:
 
 class WhisperRunner:
     """Front-end reuse, and with ``reuse_states`` left-context state reuse, for asrlive's
-    Whisper-encoder CTC models."""
+    Whisper-encoder CTC models (on torch or ONNX Runtime; reused states always run on torch,
+    which takes cached keys and values)."""
 
     def __init__(self, model: CTCModel, reuse_states: bool, rebase_frames: int = REBASE_FRAMES):
         self.model = model
@@ -176,7 +177,7 @@ class WhisperRunner:
         self.reuse_states = reuse_states
         self.rebase_frames = rebase_frames
         self.stats = ReuseStats()
-        self._front = _FrontEndCache(model, lambda x: self.net.encoder.feature_extractor(x)[0].transpose(0, 1))
+        self._front = _FrontEndCache(model, lambda x: self.net.features(x)[0])
         self._keys_values = FrameCache(axis=3)  # (layers, 2, heads, frames, head_dim)
         self._top = FrameCache()                # (frames, d_model): the read layer's output
         self._base = 0
@@ -200,15 +201,15 @@ class WhisperRunner:
                 top = torch.cat([self._top.get(window.first_frame, window.commit_from), top_new[0]])
                 self.stats.states_reused += n_left
                 new_from = window.commit_from
-            else:
+            elif self.reuse_states:
                 self._base = window.first_frame
-                x = enc.with_positions(feats[None], 0)
-                top_new, own = enc.attend(x, self.net.read_layer)
+                top_new, own = enc.attend(enc.with_positions(feats[None], 0), self.net.read_layer)
                 top = top_new[0]
                 new_from = window.first_frame
-            if self.reuse_states:
-                # After a full window every frame's states count from the new base: keep them all.
-                self._remember(window, new_from, window.commit_from if reuse else window.first_frame, top, own)
+            else:
+                return self.net.from_features(enc.with_positions(feats[None], 0))[0]
+            # After a full window every frame's states count from the new base: keep them all.
+            self._remember(window, new_from, window.commit_from if reuse else window.first_frame, top, own)
             return self.net.head(top[None])[0]
 
         self.stats.count(window)
@@ -231,11 +232,12 @@ class WhisperRunner:
 def new_runner(model: CTCModel, reuse: str = DEFAULT_REUSE):
     """The runner for one stream of ``model`` with the reuse asked for, or as much of it as the
     model allows (``asrlive.window_reuse``)."""
+    from .onnx_backend import OnnxWhisperCTC
     from .whisper_ctc import WhisperCTC
 
     if reuse not in REUSE:
         raise ValueError(f"reuse {reuse!r}: choose from {', '.join(REUSE)}")
-    if reuse != "none" and isinstance(model.model, WhisperCTC):
+    if reuse != "none" and isinstance(model.model, (WhisperCTC, OnnxWhisperCTC)):
         return WhisperRunner(model, reuse_states=reuse == "states")
     if reuse != "none" and wav2vec2_front_end_is_local(model):
         return Wav2Vec2Runner(model)

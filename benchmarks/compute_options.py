@@ -1,6 +1,6 @@
 """Accuracy and compute of each way to run the windows, on the same audio in one run: float32
-or int8 weights, and what a window reuses from the ones before (nothing, the front end, or the
-left context's encoder states). Each utterance is streamed once per option in turn, so machine
+or int8 weights on torch, or ONNX Runtime, and what a window reuses from the ones before
+(nothing, the front end, or the left context's encoder states). Each utterance is streamed once per option in turn, so machine
 load weighs on every option alike.
 
     python -m benchmarks.compute_options [--model M] [--data MANIFEST.tsv | --synth N]
@@ -27,10 +27,12 @@ from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.transcribe import offline_samples, stream_samples
 from benchmarks.common import pct
 
-# (label, int8, reuse); the first is the reference the ratios divide by.
-OPTIONS = [("float32, no reuse", False, "none"), ("float32, front end", False, "front-end"),
-           ("float32, states", False, "states"), ("int8, no reuse", True, "none"),
-           ("int8, front end", True, "front-end"), ("int8, states", True, "states")]
+# (label, how the model runs, reuse); the first is the reference the ratios divide by.
+OPTIONS = [("float32, no reuse", "float32", "none"), ("float32, front end", "float32", "front-end"),
+           ("float32, states", "float32", "states"), ("int8, no reuse", "int8", "none"),
+           ("int8, front end", "int8", "front-end"), ("int8, states", "int8", "states"),
+           ("onnxruntime, no reuse", "onnxruntime", "none"), ("onnxruntime, front end", "onnxruntime", "front-end")]
+LOADS = {"float32": {}, "int8": {"int8": True}, "onnxruntime": {"backend": "onnxruntime"}}  # (asrlive models only)
 
 
 def main() -> None:
@@ -46,11 +48,11 @@ def main() -> None:
     args = ap.parse_args()
     hop, left, right = (float(v) for v in args.plan.split("/"))
     configure_torch_threads(args.threads)
-    models = {q: load_model(args.model, device="cpu", int8=q) for q in (False, True)}
-    sr = models[False].sample_rate
+    models = {k: load_model(args.model, device="cpu", threads=args.threads, **kw) for k, kw in LOADS.items()}
+    sr = models["float32"].sample_rate
     utts = (synthetic_utterances(args.synth, sr) if args.synth
             else load_utterances(read_manifest(args.data), sr))
-    plan = ChunkPlan.from_settings(models[False].geometry, ChunkSettings(hop, left, right))
+    plan = ChunkPlan.from_settings(models["float32"].geometry, ChunkSettings(hop, left, right))
     audio_s = sum(len(u.audio) for u in utts) / sr
     decoder = decoder_spec(args.decoder, None, model_folder(args.model))
     hyps = {label: [] for label, *_ in OPTIONS}
@@ -73,19 +75,19 @@ def main() -> None:
     for label, q, reuse in OPTIONS:
         ms = np.array(windows[label]) * 1000
         frames = sum(h["frames"] for h in hits[label])
-        rows.append({"option": label, "int8": q, "reuse": reuse, "cer": round(cer(refs, hyps[label]), 4),
+        rows.append({"option": label, "runs": q, "reuse": reuse, "cer": round(cer(refs, hyps[label]), 4),
                      "wer": round(wer(refs, hyps[label]), 4),
                      "compute_ms_per_audio_s": round(ms.sum() / audio_s, 1),
                      "window_p50_ms": round(pct(ms, 50), 1), "window_p95_ms": round(pct(ms, 95), 1),
                      "compute_ratio": round(base / (ms.sum() / 1000), 2),
                      "front_end_hit_rate": round(sum(h["front_end_hit_rate"] * h["frames"] for h in hits[label]) / frames, 3),
                      "state_hit_rate": round(sum(h["state_hit_rate"] * h["frames"] for h in hits[label]) / frames, 3)})
-    record = {"model": models[False].name, "plan": args.plan, "decoder": args.decoder, "threads": args.threads,
+    record = {"model": models["float32"].name, "plan": args.plan, "decoder": args.decoder, "threads": args.threads,
               "utterances": len(utts), "audio_s": round(audio_s, 1),
-              "offline_cer": {("int8" if q else "float32"): round(cer(refs, h), 4) for q, h in offline.items()},
+              "offline_cer": {k: round(cer(refs, h), 4) for k, h in offline.items()},
               "options": rows}
     print(f"{len(utts)} utterances, {audio_s:.0f} s, plan {args.plan}, decoder {args.decoder}, {args.threads} threads; "
-          f"offline CER float32 {record['offline_cer']['float32']:.2%}, int8 {record['offline_cer']['int8']:.2%}")
+          "offline CER " + ", ".join(f"{k} {v:.2%}" for k, v in record["offline_cer"].items()))
     print("| option | CER | WER | compute ms / audio s | window p50 / p95 ms | × less compute | front-end hits | state hits |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -7,8 +7,8 @@ transformers ASR pipeline at the same chunk settings on the same audio, all in o
 
 Part 1, per-window compute p50 / p95 against window length: one model call per window, float32
 and int8, the variants taking turns. Part 2, compute per audio second of whole streams of the
-same audio under each arch's plans: asrlive's streaming path (float32 with its default reuse,
-float32 with none, int8 with the default reuse) and the transformers pipeline with
+same audio under each arch's plans: asrlive's streaming path (float32 torch with its default
+reuse and with none, the app's default backend, int8 with the default reuse) and the transformers pipeline with
 ``chunk_length_s`` = left + hop + right and ``stride_length_s`` = (left, right) where it can load
 the model (not asrlive's own folders: there the naive per-window forward, reuse "none", is the
 peer). Each stream of a round runs in turn, rounds repeat; a stream's cost is its wall time
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asrlive.model import CTCModel, configure_torch_threads, load_model
+from asrlive.model import DEFAULT_BACKEND, CTCModel, configure_torch_threads, load_model
 from asrlive.peers import TransformersPipeline
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.transcribe import stream_samples
@@ -90,9 +90,11 @@ def stream_costs(models: dict[str, CTCModel], audio: np.ndarray, plan_text: str,
         pipe = None
     paths = {
         "asrlive float32, no reuse (naive per-window forward)": lambda: stream_samples(fp32, audio, plan, reuse="none"),
-        "asrlive float32": lambda: stream_samples(fp32, audio, plan),
+        "asrlive float32 torch": lambda: stream_samples(fp32, audio, plan),
         "asrlive int8": lambda: stream_samples(q8, audio, plan),
     }
+    if "onnxruntime" in models:
+        paths["asrlive onnxruntime (the app's default)"] = lambda: stream_samples(models["onnxruntime"], audio, plan)
     if pipe is not None:
         paths["transformers pipeline float32"] = lambda: pipe.run(audio, plan.hop_ms, plan.left_ms, plan.right_ms)
     spent = {k: [] for k in paths}
@@ -133,6 +135,9 @@ def main() -> None:
         for arch in args.arch.split(","):
             source = None if arch == "default" else str(random_wav2vec2(Path(tmp) / arch, arch))
             models = {"float32": load_model(source, device="cpu"), "int8": load_model(source, device="cpu", int8=True)}
+            default = load_model(source, device="cpu", backend=DEFAULT_BACKEND, threads=args.threads)
+            if default.backend != "torch":
+                models[default.backend] = default
             per_window = window_times(models, audio, [float(v) for v in args.windows_ms.split(",")], args.repeats)
             streams = [row for p in PLANS[arch] for row in stream_costs(models, audio, p, args.rounds)]
             record["archs"][arch] = {"per_window": per_window, "streams": streams}

@@ -30,6 +30,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import asrlive, torch, transformers, PySide6, pyqtgraph, sounddevice, soundfile, soxr, pytestqt"
+  .venv/bin/python -c "import asrlive, torch, transformers, onnxruntime, onnx, PySide6, pyqtgraph, sounddevice, soundfile, soxr, pytestqt"
   echo "$want" > "$stamp"
 fi

@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 # Journals of test runs go to a throwaway folder, never the user's state directory.
 STATE_DIR = tempfile.mkdtemp(prefix="asrlive-test-state-")
 os.environ["ASRLIVE_STATE_DIR"] = STATE_DIR
+os.environ["ASRLIVE_CACHE_DIR"] = os.path.join(STATE_DIR, "cache")  # exported ONNX graphs too
 
 from asrlive.vocab import BLANK, CHAR_VOCAB, WORD_DELIMITER  # noqa: E402
 

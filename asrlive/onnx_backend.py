@@ -1,0 +1,156 @@
+"""ONNX Runtime for asrlive's Whisper-encoder CTC models.
+
+The network is exported in two graphs, once per model and library version, with torch.onnx's
+exporters (dynamic length axes): the front end (samples → conv features) and the rest
+(features with positions → logits), so the worker can still cache features per frame
+(``asrlive.window_reuse``). ONNX Runtime runs them about 1.4× faster than eager torch with the
+same float32 arithmetic (``docs/performance.md``). Everything runs in ONNX Runtime's threads:
+mixing its thread pool with torch's on the same cores costs more than the front end itself.
+Gradients (the RF tools) use the torch network, ``OnnxWhisperCTC.torch_net``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .whisper_ctc import CTCOutput, WhisperCTC
+
+# Bump when the exported graphs change for the same weights.
+EXPORT_VERSION = 1
+OPSET = 17
+
+
+class OnnxUnavailable(RuntimeError):
+    """ONNX Runtime (or the exporter's packages) cannot be used here; the message says why."""
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept: ``$ASRLIVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/asrlive``."""
+    base = os.environ.get("ASRLIVE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asrlive"
+    return Path(base) / "onnx"
+
+
+def export_key(folder: Path) -> str:
+    """A name for the exported graphs of the model in ``folder``: its weights and config, the
+    torch and ONNX Runtime versions, and EXPORT_VERSION."""
+    import onnxruntime
+
+    digest = hashlib.sha256(f"{EXPORT_VERSION} {torch.__version__} {onnxruntime.__version__}".encode())
+    for name in ("config.json", "encoder.safetensors", "head.safetensors"):
+        with open(folder / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+class _Part(torch.nn.Module):
+    """One method of the network as a module, for the exporter (the network a submodule, so its
+    weights are the graph's parameters)."""
+
+    def __init__(self, net: WhisperCTC, method: str):
+        super().__init__()
+        self.net = net
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.net, self.method)(x)
+
+
+def _export_one(net: WhisperCTC, method: str, example: torch.Tensor, path: Path, name: str) -> None:
+    """Export ``method`` to ``path``, quietly (the exporter prints progress and warnings)."""
+    loggers = [logging.getLogger("torch.onnx")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            # The TorchScript exporter: torch 2.13's dynamo exporter fixes the LSTM's length to
+            # the example's.
+            torch.onnx.export(_Part(net, method).eval(), (example,), str(path), input_names=[name], output_names=["out"],
+                              dynamo=False, dynamic_axes={name: {1: "length"}, "out": {1: "frames"}}, opset_version=OPSET)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def export(net: WhisperCTC, folder: Path) -> None:
+    """Write ``net``'s two graphs, ``front.onnx`` and ``rest.onnx`` (each with its weights file),
+    into ``folder``, atomically: they are written beside it and the folder renamed into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shape = net.encoder.shape
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".export-") as tmp:
+        _export_one(net, "features", torch.zeros(1, 16000), Path(tmp) / "front.onnx", "samples")
+        _export_one(net, "from_features", torch.zeros(1, 50, shape.d_model), Path(tmp) / "rest.onnx", "frames")
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "rest.onnx").exists():  # not another process that got there first
+                raise
+        os.makedirs(tmp, exist_ok=True)  # for TemporaryDirectory's clean-up
+
+
+class OnnxWhisperCTC:
+    """A Whisper-encoder CTC model run by ONNX Runtime, with ``WhisperCTC``'s inference interface."""
+
+    def __init__(self, net: WhisperCTC, folder: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.log_severity_level = 3
+        # Idle threads sleep instead of spinning, so they leave the cores to audio, GUI and decoder.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._front = ort.InferenceSession(str(folder / "front.onnx"), options, providers=["CPUExecutionProvider"])
+        self._rest = ort.InferenceSession(str(folder / "rest.onnx"), options, providers=["CPUExecutionProvider"])
+        self.torch_net = net
+        self.encoder = net.encoder
+        self.head = net.head
+        self.read_layer = net.read_layer
+
+    @staticmethod
+    def _run(session, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x.numpy(), np.float32)})[0])
+
+    def features(self, samples: torch.Tensor) -> torch.Tensor:
+        return self._run(self._front, samples)
+
+    def from_features(self, frames: torch.Tensor) -> torch.Tensor:
+        return self._run(self._rest, frames)
+
+    def __call__(self, samples: torch.Tensor) -> CTCOutput:
+        return CTCOutput(self.from_features(self.encoder.with_positions(self.features(samples), 0)))
+
+
+def onnx_whisper_ctc(net: WhisperCTC, folder: Path, threads: int, progress=None) -> OnnxWhisperCTC:
+    """``net`` (from model folder ``folder``) on ONNX Runtime, exporting its graphs first unless
+    the cache has them; ``progress(message)`` is told before an export (seconds)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
+    graphs = cache_dir() / export_key(folder)
+    if (graphs / "rest.onnx").exists():
+        try:
+            return OnnxWhisperCTC(net, graphs, threads)
+        except Exception:  # a damaged cache (ONNX Runtime raises its own kinds): export again
+            shutil.rmtree(graphs, ignore_errors=True)
+    if progress is not None:
+        progress(f"preparing {folder.name} for ONNX Runtime (once per model and version) in {graphs}")
+    try:
+        export(net, graphs)
+        return OnnxWhisperCTC(net, graphs, threads)
+    except Exception as exc:  # the exporter and the runtime raise many kinds; each means: stay on torch
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({type(exc).__name__}: {first})") from exc
