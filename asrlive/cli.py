@@ -433,7 +433,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
         code = EXIT_DEVICE
     if args.json_summary:
-        print(json.dumps(_live_summary(final, session.latency(), decoder, args.reuse)), file=sys.stderr)
+        print(json.dumps(_live_summary(final, session.latency(), decoder, model.backend, args.reuse)), file=sys.stderr)
     return code
 
 
@@ -448,13 +448,13 @@ def _rounded(record: dict) -> dict:
     return {key: one(key, value) for key, value in record.items()}
 
 
-def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec, reuse: str) -> dict:
+def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec, backend: str, reuse: str) -> dict:
     """The --json-summary record of a live run."""
     return _rounded({"text": final.committed_text, "decoder": decoder.describe(), "frames": final.committed_frames,
                      "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
                      "speech_to_text_p50_ms": stats.speech_to_text_p50,
                      "speech_to_text_p95_ms": stats.speech_to_text_p95,
-                     "real_time_factor": stats.real_time_factor, "reuse": reuse,
+                     "real_time_factor": stats.real_time_factor, "backend": backend, "reuse": reuse,
                      "front_end_hit_rate": stats.front_end_hit_rate, "state_hit_rate": stats.state_hit_rate})
 
 

@@ -41,8 +41,8 @@ def test_live_summary_rounds_times_and_ratios():
     decoder = GreedyCTCDecoder(list(CHAR_VOCAB), CHAR_VOCAB["<pad>"], "|", 0.02)
     decoder.feed(0, path_to_log_probs("_HEL_LO_"))
     summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats, GREEDY,
-                            "front-end")
+                            "onnxruntime", "front-end")
     assert summary == {"text": "HELLO", "decoder": "greedy", "frames": 50, "skipped_ms": 1234.6, "input_overflows": 2,
                        "speech_to_text_p50_ms": 621.9, "speech_to_text_p95_ms": None,
-                       "real_time_factor": 0.01235, "reuse": "front-end", "front_end_hit_rate": 0.7879,
+                       "real_time_factor": 0.01235, "backend": "onnxruntime", "reuse": "front-end", "front_end_hit_rate": 0.7879,
                        "state_hit_rate": None}

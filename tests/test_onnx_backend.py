@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from asrlive.model import ModelLoadError, load_model
 from asrlive.planner import ChunkPlan, ChunkSettings
@@ -69,3 +70,15 @@ def test_where_onnxruntime_cannot_run(own_cache, tiny_model_dir, tiny_whisper_mo
     assert load_model(tiny_whisper_model.name, device="cpu", backend="auto", int8=True).backend == "torch"
     with pytest.raises(ModelLoadError, match="backend 'tensorrt'"):
         load_model(tiny_whisper_model.name, device="cpu", backend="tensorrt")
+
+
+def test_log_mel_dft_conv_equals_the_stft():
+    """The front end's power spectrum is a strided conv with windowed DFT kernels (it exports and
+    runs fast in ONNX Runtime); it is torch.stft's to float rounding."""
+    from asrlive.whisper_ctc import MEL_HOP, N_FFT, LogMel, mel_filters
+
+    x = torch.from_numpy(_signal(16000 * 2 + 321, 4))[None]
+    filters = mel_filters(80)
+    stft = torch.stft(x, N_FFT, MEL_HOP, window=torch.hann_window(N_FFT), center=False, return_complex=True)
+    want = (torch.clamp(filters @ stft.abs() ** 2, min=1e-10).log10().clamp(min=-7.5) + 4) / 4
+    torch.testing.assert_close(LogMel(filters, -7.5)(x), want, atol=1e-5, rtol=1e-5)

@@ -119,3 +119,4 @@ def test_int8_quantises_linear_layers_and_stays_close(tmp_path, tiny_whisper_mod
     assert fp.shape == lq.shape and np.abs(np.exp(fp) - np.exp(lq)).max() < 0.1
     with pytest.raises(ModelLoadError, match="CPU only"):
         load_model(folder, device="cuda", int8=True)
+
