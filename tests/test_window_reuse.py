@@ -120,3 +120,17 @@ def test_int8_quantises_linear_layers_and_stays_close(tmp_path, tiny_whisper_mod
     with pytest.raises(ModelLoadError, match="CPU only"):
         load_model(folder, device="cuda", int8=True)
 
+
+def test_live_session_latency_reports_what_windows_reused(tiny_model):
+    """What the latency panel and ``live --json-summary`` read: the session's published hit rates."""
+    from asrlive.session import LiveSession
+
+    plan = ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(200, 400, 100))
+    session = LiveSession(tiny_model, plan)
+    assert session.latency().front_end_hit_rate is None  # no window yet: nothing to report
+    session.start_samples(_signal(16000 * 3, 6), realtime=False)
+    assert session.wait(60)
+    stats = session.latency()
+    assert 0.3 < stats.front_end_hit_rate < 1 and stats.state_hit_rate == 0
+    assert stats.front_end_hit_rate == session.worker.status.reuse.front_end_hit_rate
+
