@@ -286,6 +286,14 @@ def _check_compute(args: argparse.Namespace) -> None:
         raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
     if args.int8 and args.device not in ("auto", "cpu"):
         raise CLIError(f"--int8 runs on the CPU only, not --device {args.device}; use --half on a GPU", EXIT_USAGE)
+    if args.int8 and args.backend == "onnxruntime":
+        raise CLIError("--int8 runs on torch; --backend onnxruntime runs float32", EXIT_USAGE)
+
+
+def _tell_terminal(message: str) -> None:
+    """A note for a person at a terminal (a first-time export's pause); scripts see only errors."""
+    if sys.stderr.isatty():
+        print(f"asrlive: {message}", file=sys.stderr)
 
 
 def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
@@ -295,8 +303,7 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
 
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle,
-                           int8=args.int8, backend=args.backend, threads=args.threads,
-                           progress=lambda message: print(f"asrlive: {message}", file=sys.stderr))
+                           int8=args.int8, backend=args.backend, threads=args.threads, progress=_tell_terminal)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported

@@ -263,8 +263,8 @@ def _check_hub(where: str) -> None:
                              f"({constants.ENDPOINT}) cannot be reached")
 
 
-# What may run a model: "auto" is ONNX Runtime where it can (asrlive's Whisper-encoder models,
-# float32 on the CPU; docs/performance.md), else torch.
+# What may run a model: "auto" is ONNX Runtime where it can (a model from a local folder, float32
+# on the CPU; docs/performance.md), else torch.
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEFAULT_BACKEND = "auto"
 
@@ -297,16 +297,16 @@ def _use_onnxruntime(model: CTCModel, required: bool, threads: int, progress) ->
     """Run ``model``'s network on ONNX Runtime where it can; ``required``: fail where it cannot."""
     import torch
 
-    from .onnx_backend import OnnxUnavailable, onnx_whisper_ctc
-    from .whisper_ctc import WhisperCTC
+    from .onnx_backend import OnnxUnavailable, on_onnxruntime
 
-    if not isinstance(model.model, WhisperCTC) or model.device != "cpu" or model.dtype != torch.float32:
+    folder = Path(model.name)
+    if not folder.is_dir() or model.device != "cpu" or model.dtype != torch.float32:
         if required:
-            raise ModelLoadError("ONNX Runtime runs asrlive's Whisper-encoder models in float32 on the CPU only; "
+            raise ModelLoadError("ONNX Runtime runs models from a local folder in float32 on the CPU only; "
                                  "use --backend torch")
         return
     try:
-        model.model = onnx_whisper_ctc(model.model, Path(model.name), threads, progress)
+        model.model = on_onnxruntime(model.model, folder, threads, progress)
         model.backend = "onnxruntime"
     except OnnxUnavailable as exc:
         if required:

@@ -1,12 +1,16 @@
-"""ONNX Runtime for asrlive's Whisper-encoder CTC models.
+"""ONNX Runtime for asrlive's Whisper-encoder CTC models and transformers' wav2vec2-family CTC
+models, float32 on the CPU.
 
-The network is exported in two graphs, once per model and library version, with torch.onnx's
-exporters (dynamic length axes): the front end (samples → conv features) and the rest
-(features with positions → logits), so the worker can still cache features per frame
-(``asrlive.window_reuse``). ONNX Runtime runs them about 1.4× faster than eager torch with the
-same float32 arithmetic (``docs/performance.md``). Everything runs in ONNX Runtime's threads:
-mixing its thread pool with torch's on the same cores costs more than the front end itself.
-Gradients (the RF tools) use the torch network, ``OnnxWhisperCTC.torch_net``.
+A model is exported once per weights and library version with torch.onnx's TorchScript exporter
+(dynamic length axes; torch 2.13's dynamo exporter fixes an LSTM's length to the example's) and
+the graphs are cached. A Whisper-encoder model becomes two graphs, the front end (samples → conv
+features) and the rest (features with positions → logits), so the worker can still cache
+features per frame (``asrlive.window_reuse``); a transformers model becomes one graph
+(input values → logits). ONNX Runtime runs them 1.5× (the embedded model) to 3× (wav2vec2-large)
+faster than eager torch with the same float32 arithmetic (``docs/performance.md``). Everything
+runs in ONNX Runtime's threads: mixing its thread pool with torch's on the same cores costs more
+than the front end itself. Gradients (the RF tools) and the transformers pipeline use the torch
+network, ``torch_net``.
 """
 
 from __future__ import annotations
@@ -42,13 +46,14 @@ def cache_dir() -> Path:
 
 
 def export_key(folder: Path) -> str:
-    """A name for the exported graphs of the model in ``folder``: its weights and config, the
+    """A name for the exported graphs of the model in ``folder``: its config and weights, the
     torch and ONNX Runtime versions, and EXPORT_VERSION."""
     import onnxruntime
 
     digest = hashlib.sha256(f"{EXPORT_VERSION} {torch.__version__} {onnxruntime.__version__}".encode())
-    for name in ("config.json", "encoder.safetensors", "head.safetensors"):
-        with open(folder / name, "rb") as f:
+    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:32]
@@ -58,16 +63,17 @@ class _Part(torch.nn.Module):
     """One method of the network as a module, for the exporter (the network a submodule, so its
     weights are the graph's parameters)."""
 
-    def __init__(self, net: WhisperCTC, method: str):
+    def __init__(self, net: torch.nn.Module, method: str):
         super().__init__()
         self.net = net
         self.method = method
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self.net, self.method)(x)
+        out = getattr(self.net, self.method)(x)
+        return out.logits if hasattr(out, "logits") else out
 
 
-def _export_one(net: WhisperCTC, method: str, example: torch.Tensor, path: Path, name: str) -> None:
+def _export_one(net: torch.nn.Module, method: str, example: torch.Tensor, path: Path, name: str) -> None:
     """Export ``method`` to ``path``, quietly (the exporter prints progress and warnings)."""
     loggers = [logging.getLogger("torch.onnx")]
     levels = [lg.level for lg in loggers]
@@ -85,72 +91,99 @@ def _export_one(net: WhisperCTC, method: str, example: torch.Tensor, path: Path,
             lg.setLevel(level)
 
 
-def export(net: WhisperCTC, folder: Path) -> None:
-    """Write ``net``'s two graphs, ``front.onnx`` and ``rest.onnx`` (each with its weights file),
-    into ``folder``, atomically: they are written beside it and the folder renamed into place."""
+def export(net: torch.nn.Module, folder: Path) -> None:
+    """Write ``net``'s graphs into ``folder``: ``front.onnx`` and ``rest.onnx`` for a
+    Whisper-encoder model, ``model.onnx`` for a transformers one (each with its weights file).
+    Atomically: they are written beside it and the folder renamed into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    shape = net.encoder.shape
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".export-") as tmp:
-        _export_one(net, "features", torch.zeros(1, 16000), Path(tmp) / "front.onnx", "samples")
-        _export_one(net, "from_features", torch.zeros(1, 50, shape.d_model), Path(tmp) / "rest.onnx", "frames")
+        if isinstance(net, WhisperCTC):
+            _export_one(net, "features", torch.zeros(1, 16000), Path(tmp) / "front.onnx", "samples")
+            _export_one(net, "from_features", torch.zeros(1, 50, net.encoder.shape.d_model), Path(tmp) / "rest.onnx",
+                        "frames")
+        else:
+            _export_one(net, "forward", torch.zeros(1, 16000), Path(tmp) / "model.onnx", "input_values")
         try:
             os.rename(tmp, folder)
         except OSError:
-            if not (folder / "rest.onnx").exists():  # not another process that got there first
+            if not (folder / _LAST[isinstance(net, WhisperCTC)]).exists():  # not another process that got there first
                 raise
         os.makedirs(tmp, exist_ok=True)  # for TemporaryDirectory's clean-up
+
+
+# The graph written last, whose presence says an export is complete: a transformers model's, a
+# Whisper-encoder model's.
+_LAST = {False: "model.onnx", True: "rest.onnx"}
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.log_severity_level = 3
+    # Idle threads sleep instead of spinning, so they leave the cores to audio, GUI and decoder.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run(session, x: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x.numpy(), np.float32)})[0])
 
 
 class OnnxWhisperCTC:
     """A Whisper-encoder CTC model run by ONNX Runtime, with ``WhisperCTC``'s inference interface."""
 
     def __init__(self, net: WhisperCTC, folder: Path, threads: int):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.log_severity_level = 3
-        # Idle threads sleep instead of spinning, so they leave the cores to audio, GUI and decoder.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._front = ort.InferenceSession(str(folder / "front.onnx"), options, providers=["CPUExecutionProvider"])
-        self._rest = ort.InferenceSession(str(folder / "rest.onnx"), options, providers=["CPUExecutionProvider"])
+        self._front = _session(folder / "front.onnx", threads)
+        self._rest = _session(folder / "rest.onnx", threads)
         self.torch_net = net
         self.encoder = net.encoder
         self.head = net.head
         self.read_layer = net.read_layer
 
-    @staticmethod
-    def _run(session, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x.numpy(), np.float32)})[0])
-
     def features(self, samples: torch.Tensor) -> torch.Tensor:
-        return self._run(self._front, samples)
+        return _run(self._front, samples)
 
     def from_features(self, frames: torch.Tensor) -> torch.Tensor:
-        return self._run(self._rest, frames)
+        return _run(self._rest, frames)
 
     def __call__(self, samples: torch.Tensor) -> CTCOutput:
         return CTCOutput(self.from_features(self.encoder.with_positions(self.features(samples), 0)))
 
 
-def onnx_whisper_ctc(net: WhisperCTC, folder: Path, threads: int, progress=None) -> OnnxWhisperCTC:
-    """``net`` (from model folder ``folder``) on ONNX Runtime, exporting its graphs first unless
-    the cache has them; ``progress(message)`` is told before an export (seconds)."""
+class OnnxTransformersCTC:
+    """A transformers CTC model run by ONNX Runtime: input values → ``CTCOutput`` with logits."""
+
+    def __init__(self, net: torch.nn.Module, folder: Path, threads: int):
+        self._model = _session(folder / "model.onnx", threads)
+        self.torch_net = net
+        self.config = net.config
+
+    def __call__(self, input_values: torch.Tensor) -> CTCOutput:
+        return CTCOutput(_run(self._model, input_values))
+
+
+def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, progress=None):
+    """``net`` (loaded from model folder ``folder``) on ONNX Runtime, exporting it first unless
+    the cache has it; ``progress(message)`` is told before an export (seconds to a minute)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
+    whisper = isinstance(net, WhisperCTC)
+    wrap = OnnxWhisperCTC if whisper else OnnxTransformersCTC
     graphs = cache_dir() / export_key(folder)
-    if (graphs / "rest.onnx").exists():
+    if (graphs / _LAST[whisper]).exists():
         try:
-            return OnnxWhisperCTC(net, graphs, threads)
+            return wrap(net, graphs, threads)
         except Exception:  # a damaged cache (ONNX Runtime raises its own kinds): export again
             shutil.rmtree(graphs, ignore_errors=True)
     if progress is not None:
         progress(f"preparing {folder.name} for ONNX Runtime (once per model and version) in {graphs}")
     try:
         export(net, graphs)
-        return OnnxWhisperCTC(net, graphs, threads)
+        return wrap(net, graphs, threads)
     except Exception as exc:  # the exporter and the runtime raise many kinds; each means: stay on torch
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({type(exc).__name__}: {first})") from exc

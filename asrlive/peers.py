@@ -82,7 +82,7 @@ class TransformersPipeline:
         if not hasattr(model.model, "config") or getattr(model.model.config, "model_type", "") == "asrlive-whisper-ctc":
             raise ValueError(f"{model.name}: the transformers pipeline cannot load asrlive's own model folders")
         self.sample_rate = model.sample_rate
-        self.pipe = pipeline("automatic-speech-recognition", model=model.model,
+        self.pipe = pipeline("automatic-speech-recognition", model=getattr(model.model, "torch_net", model.model),
                              tokenizer=AutoTokenizer.from_pretrained(folder),
                              feature_extractor=AutoFeatureExtractor.from_pretrained(folder), device=-1)
 

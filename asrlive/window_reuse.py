@@ -161,7 +161,7 @@ def wav2vec2_front_end_is_local(model: CTCModel) -> bool:
     """Whether each frame's conv features depend on its own receptive field only: layer norm
     per frame, not group norm over the whole window (wav2vec2-base), and no per-window
     normalisation of the waveform (``do_normalize``)."""
-    config = getattr(model.model, "config", None)
+    config = getattr(model.model, "config", None)  # on ONNX Runtime the graph is whole: nothing to reuse
     return (type(model.model).__name__ == "Wav2Vec2ForCTC" and not model.do_normalize
             and getattr(config, "feat_extract_norm", None) == "layer" and not getattr(config, "add_adapter", False))
 

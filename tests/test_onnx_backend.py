@@ -61,16 +61,35 @@ def test_gradients_still_use_the_torch_network(own_cache, tiny_whisper_model):
     assert next(net.parameters()).dtype.is_floating_point and next(net.parameters()).requires_grad
 
 
-def test_where_onnxruntime_cannot_run(own_cache, tiny_model_dir, tiny_whisper_model):
-    assert load_model(tiny_model_dir, device="cpu", backend="auto").backend == "torch"  # a transformers model
-    with pytest.raises(ModelLoadError, match="Whisper-encoder models"):
-        load_model(tiny_model_dir, device="cpu", backend="onnxruntime")
+def test_transformers_models_run_on_onnxruntime_as_one_graph(own_cache, tiny_model_dir, tiny_model):
+    ort = load_model(tiny_model_dir, device="cpu", backend="onnxruntime")
+    assert ort.backend == "onnxruntime"
+    assert [p.name for p in next(own_cache.iterdir()).iterdir() if p.suffix == ".onnx"] == ["model.onnx"]
+    x = _signal(16000 * 2 + 99, 3)
+    np.testing.assert_allclose(ort.log_probs(x), tiny_model.log_probs(x), atol=1e-4)
+    plan = ChunkPlan.from_settings(ort.geometry, ChunkSettings(320, 1000, 320))
+    streamed = stream_samples(ort, x, plan)
+    assert streamed.text == stream_samples(tiny_model, x, plan).text
+    assert streamed.reuse_stats["front_end_hit_rate"] == 0  # the graph is whole: features are not cached
+    from asrlive.peers import TransformersPipeline
+
+    assert TransformersPipeline(ort).run(x, 320, 1000, 320).text is not None  # the pipeline runs the torch network
+
+
+def test_where_onnxruntime_cannot_run(own_cache, tiny_whisper_model):
     with pytest.raises(ModelLoadError, match="int8 runs on torch"):
         load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime", int8=True)
     assert load_model(tiny_whisper_model.name, device="cpu", backend="auto", int8=True).backend == "torch"
     with pytest.raises(ModelLoadError, match="backend 'tensorrt'"):
         load_model(tiny_whisper_model.name, device="cpu", backend="tensorrt")
+    from asrlive.onnx_backend import OnnxUnavailable, on_onnxruntime
 
+    class Unexportable(torch.nn.Module):
+        def forward(self, x):
+            return torch.stft(x, 64, return_complex=True)  # the TorchScript exporter refuses complex STFT
+
+    with pytest.raises(OnnxUnavailable, match="cannot run"):
+        on_onnxruntime(Unexportable(), own_cache.parent, 1)
 
 def test_log_mel_dft_conv_equals_the_stft():
     """The front end's power spectrum is a strided conv with windowed DFT kernels (it exports and
