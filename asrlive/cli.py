@@ -226,8 +226,8 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
     parser.add_argument("--int8", action="store_true", help="int8 weights on the CPU (dynamic quantisation; docs/performance.md)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                        help="what runs the model: auto (the default: ONNX Runtime for the embedded model's family "
-                        "in float32 on the CPU, else torch), torch, or onnxruntime")
+                        help="what runs the model: auto (the default: ONNX Runtime for a model from a local folder "
+                        "in float32 on the CPU, exported once and cached; else torch), torch, or onnxruntime")
     parser.add_argument("--reuse", choices=REUSE, default=DEFAULT_REUSE,
                         help="what each window reuses from the ones before: none, front-end (the default; exact) "
                         "or states (also the left context's encoder states; approximate)")

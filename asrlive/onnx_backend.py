@@ -6,7 +6,7 @@ A model is exported once per weights and library version with torch.onnx's Torch
 the graphs are cached. A Whisper-encoder model becomes two graphs, the front end (samples → conv
 features) and the rest (features with positions → logits), so the worker can still cache
 features per frame (``asrlive.window_reuse``); a transformers model becomes one graph
-(input values → logits). ONNX Runtime runs them 1.5× (the embedded model) to 3× (wav2vec2-large)
+(input values → logits). ONNX Runtime runs them 1.5× (the embedded model) to 2× (wav2vec2-large)
 faster than eager torch with the same float32 arithmetic (``docs/performance.md``). Everything
 runs in ONNX Runtime's threads: mixing its thread pool with torch's on the same cores costs more
 than the front end itself. Gradients (the RF tools) and the transformers pipeline use the torch
