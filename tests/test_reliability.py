@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -220,3 +221,32 @@ def test_old_closed_journals_are_pruned(tmp_path):
     names = sorted(p.name for p in tmp_path.glob("*.jsonl"))
     assert len(names) <= jmod.KEEP_CLOSED + 2
     assert [p.text for p in pending_journals(tmp_path)] == ["KEEP ME"]
+
+
+def test_mic_stop_is_bounded_when_portaudio_abort_hangs():
+    """With the sound server gone behind ALSA, PortAudio's abort can block for good: stopping
+    must still close the rings and return, so the app's stop button never freezes."""
+    import sounddevice as sd
+
+    from asrlive.audio import sources
+
+    release = threading.Event()
+
+    class HangingStream:
+        def abort(self):
+            release.wait(60)
+
+        def close(self):
+            pass
+
+    ring = AudioRing(16000, 16000)
+    mic = sources.MicSource.__new__(sources.MicSource)  # no device here: only stop() is exercised
+    mic.ring, mic._capture_ring, mic._relay, mic._sd = ring, ring, None, sd
+    mic._stop, mic._stream = threading.Event(), HangingStream()
+    stopped = threading.Event()
+    threading.Thread(target=lambda: (mic.stop(), stopped.set()), daemon=True).start()
+    try:
+        assert stopped.wait(sources.CLOSE_SECONDS + 30)
+        assert ring.closed and not release.is_set()
+    finally:
+        release.set()

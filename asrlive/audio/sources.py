@@ -98,6 +98,9 @@ class ArraySource(FileSource):
 
 
 STALL_SECONDS = 2.0
+# How long stop() waits for PortAudio to abort and close the stream: with the sound server gone
+# behind ALSA, abort can block for good, which would freeze the app's stop button.
+CLOSE_SECONDS = 2.0
 
 
 class MicSource:
@@ -159,6 +162,14 @@ class MicSource:
         if self._relay is None:
             self.ring.close()
 
+    def _close_stream(self) -> None:
+        try:
+            # abort, not stop: stop waits for pending buffers, which a vanished device never delivers.
+            self._stream.abort()
+            self._stream.close()
+        except self._sd.PortAudioError:
+            pass  # the device may already be gone
+
     def _relay_run(self) -> None:
         resampler = soxr.ResampleStream(self.native_rate, self.ring.sample_rate, 1, dtype="float32")
         cursor = 0
@@ -184,12 +195,9 @@ class MicSource:
 
     def stop(self) -> None:
         self._stop.set()
-        try:
-            # abort, not stop: stop waits for pending buffers, which a vanished device never delivers.
-            self._stream.abort()
-            self._stream.close()
-        except self._sd.PortAudioError:
-            pass  # the device may already be gone; the ring is closed below either way
+        closer = threading.Thread(target=self._close_stream, name="asrlive-mic-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECONDS)  # a stream that will not close is left to its thread; the rings close anyway
         self._capture_ring.close()
         if self._relay is not None and self._relay.is_alive():
             self._relay.join()
