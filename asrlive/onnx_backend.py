@@ -75,11 +75,10 @@ class _Part(torch.nn.Module):
 
 def _export_one(net: torch.nn.Module, method: str, example: torch.Tensor, path: Path, name: str) -> None:
     """Export ``method`` to ``path``, quietly (the exporter prints progress and warnings)."""
-    loggers = [logging.getLogger("torch.onnx")]
-    levels = [lg.level for lg in loggers]
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
     try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
+        logger.setLevel(logging.ERROR)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             # The TorchScript exporter: torch 2.13's dynamo exporter fixes the LSTM's length to
@@ -87,8 +86,7 @@ def _export_one(net: torch.nn.Module, method: str, example: torch.Tensor, path: 
             torch.onnx.export(_Part(net, method).eval(), (example,), str(path), input_names=[name], output_names=["out"],
                               dynamo=False, dynamic_axes={name: {1: "length"}, "out": {1: "frames"}}, opset_version=OPSET)
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+        logger.setLevel(level)
 
 
 def export(net: torch.nn.Module, folder: Path) -> None:

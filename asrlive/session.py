@@ -214,6 +214,6 @@ class LiveSession:
             backlog_ms=max(0, self.ring.written - done) * 1000 / rate,
             skipped_ms=(worker.skipped_samples if worker else 0) * 1000 / rate,
             input_overflows=self.ring.input_overflows,
-            front_end_hit_rate=reuse.front_end_hit_rate if reuse.frames else None,
-            state_hit_rate=reuse.state_hit_rate if reuse.frames else None,
+            front_end_hit_rate=reuse.front_end_hit_rate,
+            state_hit_rate=reuse.state_hit_rate,
         )

@@ -126,7 +126,7 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
         timings=list(worker.store.timings),
         input_peak=source.peak,
         clipped_fraction=source.clipped_samples / max(1, ring.written),
-        reuse_stats=worker.runner.stats.as_dict(),
+        reuse_stats=final.reuse.as_dict(),
     )
 
 

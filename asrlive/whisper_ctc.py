@@ -167,7 +167,7 @@ class WhisperEncoder(nn.Module):
         """Outputs of the transformer layers in ``layers`` (1-based; the last includes the final
         LayerNorm; 0 is the conv features with positions added), each (batch, frames, d_model).
         Layers past the highest asked for are not run."""
-        x = self.with_positions(self.feature_extractor(samples).transpose(1, 2), 0)
+        x = self.with_positions(self.features(samples), 0)
         out = {0: x} if 0 in layers else {}
         for n, block in enumerate(self.blocks[:max(layers)], start=1):
             x = block(x)
@@ -177,6 +177,10 @@ class WhisperEncoder(nn.Module):
 
     def hidden(self, samples: torch.Tensor, upto: int) -> torch.Tensor:
         return self.hiddens(samples, {upto})[upto]
+
+    def features(self, samples: torch.Tensor) -> torch.Tensor:
+        """The front end's conv features (batch, frames, d_model), without positions."""
+        return self.feature_extractor(samples).transpose(1, 2)
 
     def with_positions(self, features: torch.Tensor, first: int) -> torch.Tensor:
         """Conv features (batch, frames, d_model) plus the positions ``first``, ``first`` + 1, …"""
@@ -284,8 +288,8 @@ class WhisperCTC(nn.Module):
         return CTCOutput(self.from_features(self.encoder.with_positions(self.features(samples), 0)))
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
-        """The front end's conv features (batch, frames, d_model), without positions."""
-        return self.encoder.feature_extractor(samples).transpose(1, 2)
+        """The encoder's ``features``, as a method of the whole network for the exporter."""
+        return self.encoder.features(samples)
 
     def from_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Logits of frames (batch, frames, d_model) whose conv features, positions added, are

@@ -13,7 +13,7 @@ Consecutive windows overlap: at hop 320 / left 1000 / right 320 ms a window is 8
   those frames were committed, so a window runs its layers only on its hop and right context, and
   the left context's top-layer output is reused for the head. The left context then sees its own
   past instead of this window's future; positions stay consistent by counting from a base frame
-  that moves (one full, exact window) when a stream's positions would pass ``rebase_frames``.
+  that moves (one full, exact window) when a stream's positions would pass ``REBASE_FRAMES``.
 
 A runner serves one stream: a worker makes one per stream and a skipped stretch of audio simply
 misses the cache. ``ReuseStats`` counts what was reused, for the latency panel and summaries.
@@ -52,17 +52,20 @@ class ReuseStats:
         self.frames += window.n_frames
 
     @property
-    def front_end_hit_rate(self) -> float:
-        return self.front_end_reused / self.frames if self.frames else 0.0
+    def front_end_hit_rate(self) -> float | None:
+        """None before any window ran."""
+        return self.front_end_reused / self.frames if self.frames else None
 
     @property
-    def state_hit_rate(self) -> float:
-        return self.states_reused / self.frames if self.frames else 0.0
+    def state_hit_rate(self) -> float | None:
+        return self.states_reused / self.frames if self.frames else None
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
+        def rounded(rate: float | None) -> float | None:
+            return None if rate is None else round(rate, 4)
+
         return {"windows": self.windows, "frames": self.frames,
-                "front_end_hit_rate": round(self.front_end_hit_rate, 4),
-                "state_hit_rate": round(self.state_hit_rate, 4)}
+                "front_end_hit_rate": rounded(self.front_end_hit_rate), "state_hit_rate": rounded(self.state_hit_rate)}
 
 
 class FrameCache:
@@ -160,8 +163,9 @@ class Wav2Vec2Runner:
 def wav2vec2_front_end_is_local(model: CTCModel) -> bool:
     """Whether each frame's conv features depend on its own receptive field only: layer norm
     per frame, not group norm over the whole window (wav2vec2-base), and no per-window
-    normalisation of the waveform (``do_normalize``)."""
-    config = getattr(model.model, "config", None)  # on ONNX Runtime the graph is whole: nothing to reuse
+    normalisation of the waveform (``do_normalize``). On ONNX Runtime the model is one graph:
+    there is nothing to reuse."""
+    config = getattr(model.model, "config", None)
     return (type(model.model).__name__ == "Wav2Vec2ForCTC" and not model.do_normalize
             and getattr(config, "feat_extract_norm", None) == "layer" and not getattr(config, "add_adapter", False))
 
@@ -171,11 +175,10 @@ class WhisperRunner:
     Whisper-encoder CTC models (on torch or ONNX Runtime; reused states always run on torch,
     which takes cached keys and values)."""
 
-    def __init__(self, model: CTCModel, reuse_states: bool, rebase_frames: int = REBASE_FRAMES):
+    def __init__(self, model: CTCModel, reuse_states: bool):
         self.model = model
         self.net = model.model
         self.reuse_states = reuse_states
-        self.rebase_frames = rebase_frames
         self.stats = ReuseStats()
         self._front = _FrontEndCache(model, lambda x: self.net.features(x)[0])
         self._keys_values = FrameCache(axis=3)  # (layers, 2, heads, frames, head_dim)
@@ -190,7 +193,7 @@ class WhisperRunner:
             feats = self._front.features(window, samples, self.stats)
             n_left = window.commit_from - window.first_frame
             reuse = (self.reuse_states and n_left > 0 and window.first_frame >= self._base
-                     and window.end_frame - self._base <= self.rebase_frames
+                     and window.end_frame - self._base <= REBASE_FRAMES
                      and self._keys_values.covers(window.first_frame, window.commit_from)
                      and self._top.covers(window.first_frame, window.commit_from))
             if reuse:
@@ -202,28 +205,27 @@ class WhisperRunner:
                 self.stats.states_reused += n_left
                 new_from = window.commit_from
             elif self.reuse_states:
+                # A full window: every frame's states count from the new base, so all are kept.
                 self._base = window.first_frame
                 top_new, own = enc.attend(enc.with_positions(feats[None], 0), self.net.read_layer)
                 top = top_new[0]
                 new_from = window.first_frame
             else:
                 return self.net.from_features(enc.with_positions(feats[None], 0))[0]
-            # After a full window every frame's states count from the new base: keep them all.
-            self._remember(window, new_from, window.commit_from if reuse else window.first_frame, top, own)
+            self._remember(window, new_from, top, own)
             return self.net.head(top[None])[0]
 
         self.stats.count(window)
         return self.model.infer(logits, self.model.geometry.frames(len(samples)))
 
-    def _remember(self, window: Window, new_from: int, keep_from: int, top, own) -> None:
-        """Keep frames [keep_from, commit_to)'s keys, values and top-layer output for later
-        windows (``own`` holds the layers' keys and values from frame ``new_from`` on)."""
+    def _remember(self, window: Window, new_from: int, top, own) -> None:
+        """Keep the keys, values and top-layer output of frames [new_from, commit_to), the
+        frames this window computed (``own``: each layer's keys and values), for later windows."""
         import torch
 
-        lo, hi = keep_from - new_from, window.commit_to - new_from
-        kv = torch.stack([torch.stack([k[0], v[0]]) for k, v in own])[:, :, :, lo:hi]
-        self._keys_values.put(keep_from, kv)
-        self._top.put(keep_from, top[keep_from - window.first_frame:window.commit_to - window.first_frame])
+        kv = torch.stack([torch.stack([k[0], v[0]]) for k, v in own])[:, :, :, :window.commit_to - new_from]
+        self._keys_values.put(new_from, kv)
+        self._top.put(new_from, top[new_from - window.first_frame:window.commit_to - window.first_frame])
         next_first = window.commit_to - (window.commit_from - window.first_frame)
         self._keys_values.drop_before(next_first)
         self._top.drop_before(next_first)

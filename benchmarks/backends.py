@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from asrlive.model import configure_torch_threads, load_model
-from benchmarks.common import pct
+from benchmarks.common import pct, window_ms_in_turns
 
 
 def main() -> None:
@@ -54,13 +54,8 @@ def main() -> None:
     rows = []
     for ms, x in zip(args.windows_ms.split(","), inputs):
         ref = eager.log_probs(x)
-        diff = {k: float(np.abs(m.log_probs(x) - ref).max()) for k, m in runs.items()}  # also the warm-up
-        spent = {k: [] for k in runs}
-        for _ in range(args.repeats):
-            for k, m in runs.items():
-                t0 = time.perf_counter()
-                m.log_probs(x)
-                spent[k].append((time.perf_counter() - t0) * 1000)
+        diff = {k: float(np.abs(m.log_probs(x) - ref).max()) for k, m in runs.items()}
+        spent = window_ms_in_turns(runs, x, args.repeats)
         base = pct(spent["eager torch"], 50)
         rows += [{"window_ms": float(ms), "backend": k, "p50_ms": round(pct(v, 50), 1), "p95_ms": round(pct(v, 95), 1),
                   "speed_vs_eager": round(base / pct(v, 50), 2), "max_log_prob_diff": diff[k]} for k, v in spent.items()]

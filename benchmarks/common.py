@@ -1,10 +1,11 @@
 """Helpers shared by the benchmarks: arguments and model set-up, test speech, RSS readings,
-percentiles."""
+per-window timings, percentiles."""
 
 from __future__ import annotations
 
 import argparse
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,17 @@ def rss_mib() -> float:
 
 def pct(values, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def window_ms_in_turns(models: dict[str, CTCModel], samples: np.ndarray, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds of each model's ``log_probs(samples)``, ``repeats`` times, the models taking
+    turns so that whatever else the machine does weighs on each alike; one warm-up call each first."""
+    for model in models.values():
+        model.log_probs(samples)
+    spent: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.log_probs(samples)
+            spent[name].append((time.perf_counter() - start) * 1000)
+    return spent

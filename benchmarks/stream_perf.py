@@ -30,7 +30,7 @@ from asrlive.peers import TransformersPipeline
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.transcribe import stream_samples
 from asrlive.vocab import BLANK, WORD_DELIMITER
-from benchmarks.common import pct, speech_file
+from benchmarks.common import pct, speech_file, window_ms_in_turns
 
 # The architectures' shapes as published (facebook/wav2vec2-base, facebook/wav2vec2-large-lv60):
 # base has a group-norm feature encoder and no waveform normalisation, large-lv60 layer norm and
@@ -66,15 +66,7 @@ def random_wav2vec2(folder: Path, arch: str) -> Path:
 def window_times(models: dict[str, CTCModel], audio: np.ndarray, windows_ms: list[float], repeats: int) -> list[dict]:
     rows = []
     for ms in windows_ms:
-        x = audio[:int(ms * 16)]
-        for m in models.values():
-            m.log_probs(x)  # warm-up at this length
-        spent = {k: [] for k in models}
-        for _ in range(repeats):
-            for k, m in models.items():
-                t0 = time.perf_counter()
-                m.log_probs(x)
-                spent[k].append((time.perf_counter() - t0) * 1000)
+        spent = window_ms_in_turns(models, audio[:int(ms * 16)], repeats)
         rows += [{"window_ms": ms, "variant": k, "p50_ms": round(pct(v, 50), 1), "p95_ms": round(pct(v, 95), 1)}
                  for k, v in spent.items()]
     return rows

@@ -9,13 +9,12 @@ Prints p50 / p95 per model and each model's p50 as a ratio to the first one's.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from asrlive.model import configure_torch_threads, load_model
 from asrlive.planner import ChunkPlan, ChunkSettings
-from benchmarks.common import pct
+from benchmarks.common import pct, window_ms_in_turns
 
 
 def main() -> None:
@@ -31,14 +30,7 @@ def main() -> None:
     steady = plan.window(plan.left_frames)  # a window with its full left context
     n = steady.end_sample - steady.start_sample
     audio = (np.random.default_rng(0).standard_normal(n) * 0.05).astype(np.float32)
-    times: list[list[float]] = [[] for _ in models]
-    for model in models:
-        model.log_probs(audio)  # warm-up
-    for _ in range(args.windows):
-        for model, spent in zip(models, times):
-            start = time.perf_counter()
-            model.log_probs(audio)
-            spent.append((time.perf_counter() - start) * 1000)
+    times = list(window_ms_in_turns({str(i): m for i, m in enumerate(models)}, audio, args.windows).values())
     print(f"window of {n} samples ({n / g.sample_rate:.2f} s: the default plan's left + hop + right), "
           f"{args.windows} windows each, {args.threads} thread(s)")
     base = pct(times[0], 50)
