@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
 from .planner import ChunkSettings
-from .model import BACKENDS, DEFAULT_BACKEND
+from .model import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 from .window_reuse import DEFAULT_REUSE, REUSE
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from .model import CTCModel
     from .session import LatencyStats
     from .worker import StreamStatus
 
@@ -224,7 +225,9 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
     parser.add_argument("--model", help="model folder or hub id (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
-    parser.add_argument("--int8", action="store_true", help="int8 weights on the CPU (dynamic quantisation; docs/performance.md)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="weights' arithmetic on the CPU: auto (the default: int8 where ONNX Runtime runs the model, "
+                        "else float32), float32, or int8 (dynamic quantisation, on either backend; docs/performance.md)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="what runs the model: auto (the default: ONNX Runtime for a model from a local folder "
                         "in float32 on the CPU, exported once and cached; else torch), torch, or onnxruntime")
@@ -284,10 +287,9 @@ def _check_compute(args: argparse.Namespace) -> None:
         raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
-    if args.int8 and args.device not in ("auto", "cpu"):
-        raise CLIError(f"--int8 runs on the CPU only, not --device {args.device}; use --half on a GPU", EXIT_USAGE)
-    if args.int8 and args.backend == "onnxruntime":
-        raise CLIError("--int8 runs on torch; --backend onnxruntime runs float32", EXIT_USAGE)
+    if args.precision == "int8" and args.device not in ("auto", "cpu"):
+        raise CLIError(f"--precision int8 runs on the CPU only, not --device {args.device}; use --half on a GPU",
+                       EXIT_USAGE)
 
 
 def _tell_terminal(message: str) -> None:
@@ -303,7 +305,7 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
 
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle,
-                           int8=args.int8, backend=args.backend, threads=args.threads, progress=_tell_terminal)
+                           int8=PRECISIONS[args.precision], backend=args.backend, threads=args.threads, progress=_tell_terminal)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported
@@ -440,7 +442,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
         code = EXIT_DEVICE
     if args.json_summary:
-        print(json.dumps(_live_summary(final, session.latency(), decoder, model.backend, args.reuse)), file=sys.stderr)
+        print(json.dumps(_live_summary(final, session.latency(), decoder, model, args.reuse)), file=sys.stderr)
     return code
 
 
@@ -455,13 +457,14 @@ def _rounded(record: dict) -> dict:
     return {key: one(key, value) for key, value in record.items()}
 
 
-def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec, backend: str, reuse: str) -> dict:
+def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec, model: CTCModel, reuse: str) -> dict:
     """The --json-summary record of a live run."""
     return _rounded({"text": final.committed_text, "decoder": decoder.describe(), "frames": final.committed_frames,
                      "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
                      "speech_to_text_p50_ms": stats.speech_to_text_p50,
                      "speech_to_text_p95_ms": stats.speech_to_text_p95,
-                     "real_time_factor": stats.real_time_factor, "backend": backend, "reuse": reuse,
+                     "real_time_factor": stats.real_time_factor, "backend": model.backend,
+                     "precision": model.precision, "reuse": reuse,
                      "front_end_hit_rate": stats.front_end_hit_rate, "state_hit_rate": stats.state_hit_rate})
 
 
@@ -514,8 +517,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         _check_plan(s)
     _check_compute(args)
     if args.whisper is not None and not (args.whisper / "tokenizer.json").is_file():
-        raise CLIError(f"--whisper {args.whisper}: not a transformers Whisper folder with tokenizer.json "
-                       "(make one with models/convert_whisper.py --hf)", EXIT_BAD_INPUT)
+        raise CLIError(f"--whisper {args.whisper}: not a Whisper folder with tokenizer.json "
+                       "(make one with models/convert_whisper.py --ct2 or --hf)", EXIT_BAD_INPUT)
+    if args.whisper is not None:
+        import importlib.util
+
+        from .peers import is_ct2_whisper
+
+        if is_ct2_whisper(args.whisper) and importlib.util.find_spec("faster_whisper") is None:
+            raise CLIError(f"--whisper {args.whisper} is a CTranslate2 model, which needs faster-whisper "
+                           "(pip install 'asrlive[bench]')", EXIT_USAGE)
     decoder = _checked_decoder(args)
     try:
         entries = read_manifest(args.data) if args.data is not None else None
@@ -530,8 +541,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             bar = "#" * (30 * done // total)
             print(f"\r[{bar:<30}] {done}/{total} {what:<24}", end="", file=sys.stderr, flush=True)
 
-    rows = run_bench(model, utterances, plans, decoder=decoder, whisper=args.whisper,
-                     whisper_hop_ms=args.whisper_hop_ms, progress=progress, reuse=args.reuse)
+    from .ct2_whisper import PeerProcessError
+
+    try:
+        rows = run_bench(model, utterances, plans, decoder=decoder, whisper=args.whisper,
+                         whisper_hop_ms=args.whisper_hop_ms, progress=progress, reuse=args.reuse)
+    except PeerProcessError as exc:
+        raise CLIError(f"--whisper {args.whisper}: {exc}", EXIT_MODEL) from exc
     if sys.stderr.isatty():
         print(file=sys.stderr)
     from .bench_report import markdown, write_outputs
@@ -592,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--data", type=Path, help="TSV manifest with id, path and transcript columns")
     bn.add_argument("--synth", type=int, help="instead of --data: N held-out synthetic utterances (espeak-ng)")
     _add_model_and_plan_args(bn, BENCH_PLANS)
-    bn.add_argument("--whisper", type=Path, help="a transformers Whisper folder: adds the Whisper LocalAgreement peer")
+    bn.add_argument("--whisper", type=Path, help="a Whisper folder, CTranslate2 (run by faster-whisper) or transformers: "
+                    "adds the Whisper LocalAgreement peer")
     bn.add_argument("--whisper-hop-ms", type=float, default=1000.0, help="how often the Whisper peer re-decodes")
     bn.add_argument("--out", type=Path, help="folder for bench.md, bench.csv, bench.json and the PNG plots")
     bn.set_defaults(func=_cmd_bench)

@@ -11,6 +11,11 @@ faster than eager torch with the same float32 arithmetic (``docs/performance.md`
 runs in ONNX Runtime's threads: mixing its thread pool with torch's on the same cores costs more
 than the front end itself. Gradients (the RF tools) and the transformers pipeline use the torch
 network, ``torch_net``.
+
+With ``int8`` the graph's weighted matrix products and LSTMs (but ``KEEP_FLOAT``'s layers) are
+dynamically quantised by ONNX Runtime's own tool: int8 weights, activations quantised per call
+(VNNI kernels where the CPU has them). The front end stays float32: it is a few per cent of a
+window and the cache reuses it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -114,6 +120,55 @@ def export(net: torch.nn.Module, folder: Path) -> None:
 _LAST = {False: "model.onnx", True: "rest.onnx"}
 
 
+def _keeps_float(node_name: str) -> bool:
+    """Whether the graph node ``node_name`` belongs to a module that ``KEEP_FLOAT`` keeps float32:
+    the TorchScript exporter names a node by its module's path with "/" for "." (and "_N" added
+    to repeated scope names), then the operator."""
+    from .model import KEEP_FLOAT
+
+    scope = ".".join(re.sub(r"_\d+$", "", part) for part in node_name.split("/")[:-1])
+    return scope.endswith(KEEP_FLOAT)
+
+
+def has_vnni() -> bool:
+    """Whether the CPU has x86 VNNI (AVX-512 or AVX): without it ONNX Runtime's uint8 x int8
+    kernels add products in pairs into int16, which full-range int8 weights can saturate."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def int8_graph(path: Path) -> Path:
+    """``path``'s graph with int8 weights beside it, made once: weighted MatMuls and LSTMs
+    quantised dynamically, ``KEEP_FLOAT``'s layers and activation-by-activation products
+    (attention) left float32. Without VNNI the weights take 7 bits (``NAME-int8-7bit.onnx``), as
+    ONNX Runtime advises, so no sum saturates; with it, 8 (``NAME-int8.onnx``)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    seven_bit = not has_vnni()
+    out = path.with_name(f"{path.stem}-int8{'-7bit' if seven_bit else ''}.onnx")
+    if out.exists():
+        return out
+    graph = onnx.load(str(path), load_external_data=False)
+    keep = [node.name for node in graph.graph.node if _keeps_float(node.name)]
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".int8-") as tmp:
+        staged = Path(tmp) / out.name
+        logger = logging.getLogger()
+        level = logger.level
+        try:
+            logger.setLevel(logging.ERROR)  # the tool logs advice on pre-processing at WARNING
+            quantize_dynamic(str(path), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "LSTM"],
+                             nodes_to_exclude=keep, reduce_range=seven_bit, extra_options={"MatMulConstBOnly": True})
+        finally:
+            logger.setLevel(level)
+        os.replace(staged, out)
+    return out
+
+
 def _session(path: Path, threads: int):
     import onnxruntime as ort
 
@@ -132,9 +187,10 @@ def _run(session, x: torch.Tensor) -> torch.Tensor:
 class OnnxWhisperCTC:
     """A Whisper-encoder CTC model run by ONNX Runtime, with ``WhisperCTC``'s inference interface."""
 
-    def __init__(self, net: WhisperCTC, folder: Path, threads: int):
+    def __init__(self, net: WhisperCTC, folder: Path, threads: int, int8: bool):
         self._front = _session(folder / "front.onnx", threads)
-        self._rest = _session(folder / "rest.onnx", threads)
+        rest = folder / "rest.onnx"
+        self._rest = _session(int8_graph(rest) if int8 else rest, threads)
         self.torch_net = net
         self.encoder = net.encoder
         self.head = net.head
@@ -153,8 +209,9 @@ class OnnxWhisperCTC:
 class OnnxTransformersCTC:
     """A transformers CTC model run by ONNX Runtime: input values → ``CTCOutput`` with logits."""
 
-    def __init__(self, net: torch.nn.Module, folder: Path, threads: int):
-        self._model = _session(folder / "model.onnx", threads)
+    def __init__(self, net: torch.nn.Module, folder: Path, threads: int, int8: bool):
+        graph = folder / "model.onnx"
+        self._model = _session(int8_graph(graph) if int8 else graph, threads)
         self.torch_net = net
         self.config = net.config
 
@@ -162,9 +219,10 @@ class OnnxTransformersCTC:
         return CTCOutput(_run(self._model, input_values))
 
 
-def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, progress=None):
-    """``net`` (loaded from model folder ``folder``) on ONNX Runtime, exporting it first unless
-    the cache has it; ``progress(message)`` is told before an export (seconds to a minute)."""
+def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, int8: bool = False, progress=None):
+    """``net`` (loaded from model folder ``folder``) on ONNX Runtime, with int8 weights if
+    ``int8``, exporting it first unless the cache has it; ``progress(message)`` is told before an
+    export (seconds to a minute)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
@@ -174,14 +232,14 @@ def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, progress=No
     graphs = cache_dir() / export_key(folder)
     if (graphs / _LAST[whisper]).exists():
         try:
-            return wrap(net, graphs, threads)
+            return wrap(net, graphs, threads, int8)
         except Exception:  # a damaged cache (ONNX Runtime raises its own kinds): export again
             shutil.rmtree(graphs, ignore_errors=True)
     if progress is not None:
         progress(f"preparing {folder.name} for ONNX Runtime (once per model and version) in {graphs}")
     try:
         export(net, graphs)
-        return wrap(net, graphs, threads)
+        return wrap(net, graphs, threads, int8)
     except Exception as exc:  # the exporter and the runtime raise many kinds; each means: stay on torch
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({type(exc).__name__}: {first})") from exc

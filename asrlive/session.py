@@ -83,7 +83,7 @@ class LiveSession:
         g = self.model.geometry
         history_frames = int(HISTORY_S * g.frame_rate)
         self.worker = StreamWorker(self.model, self.ring, self._plan, live=live, keep_frames=history_frames,
-                                   keep_windows=history_frames, decoder=self.decoder, reuse=self.reuse)
+                                   keep_windows=history_frames, decoder=self.decoder, reuse=self.reuse, warm=True)
         if self.journaling:
             self.journal = TranscriptJournal(label, self.model.name)
             self.worker.add_listener(self._journal_commit)

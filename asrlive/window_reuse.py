@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import CTCModel
-from .planner import Window
+from .planner import ChunkPlan, Window
 
 # Positions past this many frames from the base frame force a full window that restarts them
 # (Whisper was trained on windows that start at position 0; the head on windows of up to 5 s).
@@ -244,3 +244,17 @@ def new_runner(model: CTCModel, reuse: str = DEFAULT_REUSE):
     if reuse != "none" and wav2vec2_front_end_is_local(model):
         return Wav2Vec2Runner(model)
     return PlainRunner(model)
+
+
+def warm_up(model: CTCModel, plan: ChunkPlan, reuse: str = DEFAULT_REUSE) -> list[Window]:
+    """Run the windows a stream of ``plan`` opens with, on silence, through a throwaway runner:
+    the start windows, whose left context grows, and two steady ones (the first to read the
+    front-end cache as a stream will). Each shape's one-off costs (ONNX Runtime's first run at a
+    length, a GPU's kernel selection) are then paid before the stream rather than by its first
+    windows. Returns the windows run."""
+    runner = new_runner(model, reuse)
+    steady = -(-plan.left_frames // plan.hop_frames)  # the first window with its whole left context
+    windows = [plan.window(k * plan.hop_frames) for k in range(steady + 2)]
+    for window in windows:
+        runner.log_probs(window, np.zeros(window.end_sample - window.start_sample, np.float32))
+    return windows

@@ -18,7 +18,7 @@ from .decoding import GREEDY, DecoderSpec
 from .emissions import EmissionStore, WindowTiming
 from .model import CTCModel
 from .planner import ChunkPlan, Window
-from .window_reuse import DEFAULT_REUSE, ReuseStats, new_runner
+from .window_reuse import DEFAULT_REUSE, ReuseStats, new_runner, warm_up
 
 # How far behind the newest left context may reach; the ring frees older samples for writers.
 MAX_LEFT_CONTEXT_S = 10.0
@@ -64,10 +64,12 @@ class StreamStatus:
 class StreamWorker:
     def __init__(self, model: CTCModel, ring: AudioRing, plan: ChunkPlan, *, live: bool = False,
                  max_backlog_s: float = 3.0, keep_frames: int | None = None, keep_windows: int | None = None,
-                 decoder: DecoderSpec = GREEDY, reuse: str = DEFAULT_REUSE):
+                 decoder: DecoderSpec = GREEDY, reuse: str = DEFAULT_REUSE, warm: bool = False):
         """``keep_frames``/``keep_windows``: how many of the newest emission rows and window
         timings the store keeps (None: all, for a file transcribed whole). ``reuse``: what
-        windows reuse from the ones before (``asrlive.window_reuse``)."""
+        windows reuse from the ones before (``asrlive.window_reuse``). ``warm``: run the plan's
+        window shapes once on silence before the first window (``window_reuse.warm_up``), while
+        the ring fills with its audio."""
         if ring.sample_rate != model.sample_rate:
             raise ValueError(f"ring at {ring.sample_rate} Hz, model at {model.sample_rate} Hz")
         self.model = model
@@ -78,6 +80,8 @@ class StreamWorker:
         self.store = EmissionStore(len(model.vocab), keep_frames, keep_windows)
         self.decoder = decoder.new(model)
         self.runner = new_runner(model, reuse)
+        self.reuse = reuse
+        self.warm = warm
         self.skipped_samples = 0
         self.error: BaseException | None = None
         self.status = StreamStatus(plan=plan.describe())
@@ -130,6 +134,8 @@ class StreamWorker:
     def run(self) -> None:
         """Process windows until the ring is closed and drained, or ``abort`` is called."""
         try:
+            if self.warm:
+                warm_up(self.model, self._plan, self.reuse)
             self._loop()
         except BaseException as exc:
             self.error = exc

@@ -1,6 +1,6 @@
 """Ways to run the embedded model's windows on the CPU, against eager torch in the same run:
 ONNX Runtime (asrlive's own backend, ``--backend onnxruntime``: the model exported in two
-graphs) and ``torch.compile`` (inductor, dynamic shapes). Per-window p50 / p95 at each window
+graphs), in float32 and with int8 weights (the app's default precision there), and ``torch.compile`` (inductor, dynamic shapes). Per-window p50 / p95 at each window
 length, the backends taking turns, each one's one-off cost (export or compile), and its largest
 log-probability difference from eager torch.
 
@@ -42,6 +42,9 @@ def main() -> None:
         t0 = time.perf_counter()
         ort = load_model(None, device="cpu", backend="onnxruntime", threads=args.threads)
         setup = {"onnxruntime export and load": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        ort_int8 = load_model(None, device="cpu", backend="onnxruntime", int8=True, threads=args.threads)
+        setup["onnxruntime int8 quantisation and load"] = time.perf_counter() - t0
     compiled_net = torch.compile(eager.model, dynamic=True)
     compiled = replace(eager, model=compiled_net)
     lengths = [int(float(ms) * 16) for ms in args.windows_ms.split(",")]
@@ -50,7 +53,7 @@ def main() -> None:
     t0 = time.perf_counter()
     compiled.log_probs(inputs[0])
     setup["torch.compile first call"] = time.perf_counter() - t0
-    runs = {"eager torch": eager, "onnxruntime": ort, "torch.compile": compiled}
+    runs = {"eager torch": eager, "onnxruntime": ort, "onnxruntime int8": ort_int8, "torch.compile": compiled}
     rows = []
     for ms, x in zip(args.windows_ms.split(","), inputs):
         ref = eager.log_probs(x)

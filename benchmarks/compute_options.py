@@ -1,5 +1,5 @@
 """Accuracy and compute of each way to run the windows, on the same audio in one run: float32
-or int8 weights on torch, or ONNX Runtime, and what a window reuses from the ones before
+or int8 weights, on torch or ONNX Runtime, and what a window reuses from the ones before
 (nothing, the front end, or the left context's encoder states). Each utterance is streamed once per option in turn, so machine
 load weighs on every option alike.
 
@@ -31,8 +31,11 @@ from benchmarks.common import pct
 OPTIONS = [("float32, no reuse", "float32", "none"), ("float32, front end", "float32", "front-end"),
            ("float32, states", "float32", "states"), ("int8, no reuse", "int8", "none"),
            ("int8, front end", "int8", "front-end"), ("int8, states", "int8", "states"),
-           ("onnxruntime, no reuse", "onnxruntime", "none"), ("onnxruntime, front end", "onnxruntime", "front-end")]
-LOADS = {"float32": {}, "int8": {"int8": True}, "onnxruntime": {"backend": "onnxruntime"}}  # (asrlive models only)
+           ("onnxruntime, no reuse", "onnxruntime", "none"), ("onnxruntime, front end", "onnxruntime", "front-end"),
+           ("onnxruntime int8, no reuse", "onnxruntime int8", "none"),
+           ("onnxruntime int8, front end", "onnxruntime int8", "front-end")]
+LOADS = {"float32": {}, "int8": {"int8": True}, "onnxruntime": {"backend": "onnxruntime"},
+         "onnxruntime int8": {"backend": "onnxruntime", "int8": True}}
 
 
 def main() -> None:

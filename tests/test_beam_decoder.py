@@ -203,7 +203,7 @@ def test_cli_beam_search_writes_what_the_core_decodes(tmp_path, spoken_sentence,
     audio, text = spoken_sentence
     wav = tmp_path / "s.wav"
     sf.write(wav, audio, 16000)
-    assert main(["transcribe", "--decoder", "beam", str(wav)]) == 0
+    assert main(["transcribe", "--decoder", "beam", "--precision", "float32", str(wav)]) == 0
     shown = capsys.readouterr().out.strip()
     spec = decoder_spec("beam", None, embedded_model_dir())
     plan = ChunkPlan.from_settings(embedded_model.geometry, ChunkSettings())

@@ -1,5 +1,7 @@
 """The devices and live commands without a sound card: errors, exit codes, the JSON summary."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from asrlive.cli import EXIT_DEVICE, main
@@ -40,9 +42,11 @@ def test_live_summary_rounds_times_and_ratios():
                          skipped_ms=1234.5678, input_overflows=2, front_end_hit_rate=0.787878, state_hit_rate=None)
     decoder = GreedyCTCDecoder(list(CHAR_VOCAB), CHAR_VOCAB["<pad>"], "|", 0.02)
     decoder.feed(0, path_to_log_probs("_HEL_LO_"))
+    model = SimpleNamespace(backend="onnxruntime", precision="int8")
     summary = _live_summary(StreamStatus(log=decoder.log, text=decoder.cursor(), committed_frames=50), stats, GREEDY,
-                            "onnxruntime", "front-end")
+                            model, "front-end")
     assert summary == {"text": "HELLO", "decoder": "greedy", "frames": 50, "skipped_ms": 1234.6, "input_overflows": 2,
                        "speech_to_text_p50_ms": 621.9, "speech_to_text_p95_ms": None,
-                       "real_time_factor": 0.01235, "backend": "onnxruntime", "reuse": "front-end", "front_end_hit_rate": 0.7879,
+                       "real_time_factor": 0.01235, "backend": "onnxruntime", "precision": "int8", "reuse": "front-end",
+                       "front_end_hit_rate": 0.7879,
                        "state_hit_rate": None}

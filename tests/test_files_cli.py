@@ -195,9 +195,9 @@ def test_cli_model_errors(tmp_path, capsys, tiny_model_dir):
         assert code == 4, err
         assert len(err.splitlines()) == 1 and words in err, err
     # Options that cannot go together are refused in one line, before the model loads.
-    code = main(["transcribe", "--model", str(tiny_model_dir), "--backend", "onnxruntime", "--int8", str(wav)])
+    code = main(["transcribe", "--model", str(tiny_model_dir), "--device", "cuda", "--precision", "int8", str(wav)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "--int8 runs on torch" in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and "--precision int8 runs on the CPU only" in err, err
 
 
 # Runs main() in a fresh interpreter and reports which heavy modules it imported: an import is

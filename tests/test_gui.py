@@ -39,9 +39,9 @@ def stream_file(qtbot, w: MainWindow, path, speed_index: int = FAST) -> None:
         assert w.start_streaming()
 
 
-def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav, embedded_model):
+def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav):
     """The embedded model through file mode: the transcript view shows exactly the text the core
-    commits for the same file, plan and decoder (by default beam search with the model's own
+    commits for the same file, model, plan and decoder (by default beam search with the model's own
     LM), and it holds the sentence's first and last words (the model reads espeak-ng's voice
     imperfectly: see the spoken_sentence fixture)."""
     from asrlive.transcribe import stream_file as core_stream_file
@@ -51,7 +51,8 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     stream_file(qtbot, w, path)
     assert w.session.decoder is w.beam and w.beam.lm is not None
     shown = w.transcript.text().strip()
-    expected = core_stream_file(embedded_model, path, w.session.plan, decoder=w.session.decoder).text
+    assert w.model.precision == "int8"  # the app's default on the CPU, where ONNX Runtime runs the model
+    expected = core_stream_file(w.model, path, w.session.plan, decoder=w.session.decoder).text
     assert shown and shown == expected
     assert shown.split()[0] == text.split()[0] and shown.split()[-1] == text.split()[-1], shown
     # The latency panel reports the front-end cache the session's windows used.
@@ -60,8 +61,7 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     qtbot.waitUntil(lambda: w.latency.values["reuse"].text() == f"{reuse.front_end_hit_rate:.0%} / 0%", timeout=5000)
 
 
-def test_decoder_choice_in_the_app_matches_the_core_and_persists(qtbot, tmp_path, sentence_wav, embedded_model,
-                                                                 tiny_model_dir):
+def test_decoder_choice_in_the_app_matches_the_core_and_persists(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     """Greedy chosen in the app decodes as the core's greedy decoder does; the choice survives a
     restart; a model without an LM names what Auto and beam search will do."""
     from asrlive.decoding import GREEDY
@@ -73,7 +73,7 @@ def test_decoder_choice_in_the_app_matches_the_core_and_persists(qtbot, tmp_path
     w.model_controls.set_decoder("greedy")
     stream_file(qtbot, w, path)
     assert w.session.decoder is GREEDY
-    expected = core_stream_file(embedded_model, path, w.session.plan, decoder=GREEDY).text
+    expected = core_stream_file(w.model, path, w.session.plan, decoder=GREEDY).text
     assert w.transcript.text().strip() == expected and expected
     w.close()
     again = make_window(qtbot, tmp_path, tiny_model_dir)

@@ -76,10 +76,61 @@ def test_transformers_models_run_on_onnxruntime_as_one_graph(own_cache, tiny_mod
     assert TransformersPipeline(ort).run(x, 320, 1000, 320).text is not None  # the pipeline runs the torch network
 
 
+def _ops(graph_path) -> dict[str, str]:
+    import onnx
+
+    return {node.name: node.op_type for node in onnx.load(str(graph_path)).graph.node}
+
+
+@pytest.mark.parametrize("which", ["whisper", "transformers"])
+def test_int8_on_onnxruntime_quantises_weights_but_keep_float_layers(own_cache, tiny_whisper_model, tiny_model_dir,
+                                                                     tiny_model, which, monkeypatch):
+    from asrlive import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "has_vnni", lambda: True)
+    folder, fp = (tiny_whisper_model.name, tiny_whisper_model) if which == "whisper" else (tiny_model_dir, tiny_model)
+    q = load_model(folder, device="cpu", backend="auto", int8=True)
+    assert q.backend == "onnxruntime" and q.int8
+    graphs = next(own_cache.iterdir())
+    name = "rest" if which == "whisper" else "model"
+    assert sorted(p.name for p in graphs.glob(f"{name}*.onnx")) == [f"{name}-int8.onnx", f"{name}.onnx"]
+    ops = _ops(graphs / f"{name}-int8.onnx")
+    kept = {n: op for n, op in ops.items() if ("/fc2" in n or "/output_dense/" in n) and op == "MatMul"}
+    quantised = [n for n, op in ops.items() if op in ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM")]
+    assert kept and len(kept) == sum("fc2" in n or "output_dense" in n for n, op in _ops(graphs / f"{name}.onnx").items()
+                                     if op == "MatMul")
+    assert len(quantised) >= 2 * len(kept)
+    x = _signal(16000 * 2 + 7, 9)
+    lf, lq = fp.log_probs(x), q.log_probs(x)
+    assert lf.shape == lq.shape and 0 < np.abs(np.exp(lf) - np.exp(lq)).max() < 0.1
+    plan = ChunkPlan.from_settings(q.geometry, ChunkSettings(320, 1000, 320))
+    assert stream_samples(q, x, plan).n_frames == offline_samples(q, x).n_frames
+    said = []
+    load_model(folder, device="cpu", backend="onnxruntime", int8=True, progress=said.append)
+    assert said == []  # quantised once, then cached
+    # The app's default precision: int8 where ONNX Runtime runs the model, float32 on torch.
+    assert load_model(folder, device="cpu", backend="auto", int8=None).precision == "int8"
+    assert load_model(folder, device="cpu", backend="torch", int8=None).precision == "float32"
+
+
+def test_int8_weights_take_7_bits_without_vnni(own_cache, tiny_whisper_model, monkeypatch):
+    """Without VNNI, ONNX Runtime's kernels add uint8 x int8 products in pairs into int16: 7-bit
+    weights keep every sum in range, so the outputs stay as close to float32 as with 8 bits."""
+    import onnx
+
+    from asrlive import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "has_vnni", lambda: False)
+    q = load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime", int8=True)
+    graph = next(own_cache.iterdir()) / "rest-int8-7bit.onnx"
+    assert q.precision == "int8" and graph.exists()
+    weights = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(graph)).graph.initializer if t.data_type == 3]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    x = _signal(16000 * 2 + 7, 9)
+    assert np.abs(np.exp(tiny_whisper_model.log_probs(x)) - np.exp(q.log_probs(x))).max() < 0.1
+
+
 def test_where_onnxruntime_cannot_run(own_cache, tiny_whisper_model):
-    with pytest.raises(ModelLoadError, match="int8 runs on torch"):
-        load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime", int8=True)
-    assert load_model(tiny_whisper_model.name, device="cpu", backend="auto", int8=True).backend == "torch"
     with pytest.raises(ModelLoadError, match="backend 'tensorrt'"):
         load_model(tiny_whisper_model.name, device="cpu", backend="tensorrt")
     from asrlive.onnx_backend import OnnxUnavailable, on_onnxruntime

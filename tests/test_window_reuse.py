@@ -134,3 +134,30 @@ def test_live_session_latency_reports_what_windows_reused(tiny_model):
     assert 0.3 < stats.front_end_hit_rate < 1 and stats.state_hit_rate == 0
     assert stats.front_end_hit_rate == session.worker.status.reuse.front_end_hit_rate
 
+
+
+@pytest.mark.parametrize("settings", [ChunkSettings(320, 1000, 320), ChunkSettings(1000, 2000, 500)])
+def test_warm_up_runs_every_window_shape_a_stream_opens_with(tiny_whisper_model, settings):
+    from asrlive.window_reuse import warm_up
+
+    g = tiny_whisper_model.geometry
+    plan = ChunkPlan.from_settings(g, settings)
+    warmed = {w.end_sample - w.start_sample for w in warm_up(tiny_whisper_model, plan)}
+    streamed = stream_samples(tiny_whisper_model, _signal(16000 * 8, 11), plan)
+    whole = [w for w in streamed.timings if w.end_frame - w.commit_to == plan.right_frames]  # not the end's flush
+    lengths = {np.subtract(*g.window_span(w.first_frame, w.end_frame)[::-1]) for w in whole}
+    assert len(whole) > len(warmed) and lengths <= warmed
+
+
+def test_a_warmed_live_session_streams_exactly_as_a_cold_one(tiny_whisper_model):
+    """The warm-up runs on its own runner: nothing of its silence reaches the stream's cache."""
+    from asrlive.session import LiveSession
+
+    plan = ChunkPlan.from_settings(tiny_whisper_model.geometry, ChunkSettings(320, 1000, 320))
+    x = _signal(16000 * 4 + 123, 12)
+    session = LiveSession(tiny_whisper_model, plan)
+    session.start_samples(x, realtime=False)
+    assert session.wait(60) and session.worker.warm
+    _, rows = session.emissions(0)
+    cold = stream_samples(tiny_whisper_model, x, plan)
+    np.testing.assert_allclose(rows, cold.log_probs, atol=1e-5)

@@ -17,7 +17,7 @@ from ..decoding import DecoderSpec, decoder_spec, for_kind, model_folder
 from ..export import FORMATS, render, write_atomic
 from ..journal import pending_journals, settle
 from ..lm import LMError
-from ..model import DEFAULT_BACKEND, CTCModel, ModelLoadError, embedded_model_dir, load_model
+from ..model import DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS, CTCModel, ModelLoadError, embedded_model_dir, load_model
 from ..planner import ChunkPlan, ChunkSettings
 from ..session import LiveSession
 from ..transcript_history import TextUpdate, TranscriptHistory
@@ -237,7 +237,8 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(False)
         self.model_controls.set_loading(True, f"loading {source or 'the embedded model'}…")
         # The model's language model is read with it, off the GUI thread; a broken one fails the load.
-        self.loader.start(lambda: (load_model(source, device=device, backend=DEFAULT_BACKEND),
+        self.loader.start(lambda: (load_model(source, device=device, backend=DEFAULT_BACKEND,
+                                              int8=PRECISIONS[DEFAULT_PRECISION]),
                                    decoder_spec("beam", None, model_folder(source))))
 
     def _on_model_loaded(self, loaded: tuple[CTCModel, DecoderSpec]) -> None:
@@ -247,7 +248,7 @@ class MainWindow(QMainWindow):
         lm = f"; LM {len(self.beam.lm.words):,} words" if self.beam.lm else ""
         self.model_controls.set_loading(
             False, f"{Path(model.name).name or model.name} on {model.device}"
-                   f"{' (ONNX Runtime)' if model.backend == 'onnxruntime' else ''}: conv RF {g.rf} samples "
+                   f" ({'ONNX Runtime' if model.backend == 'onnxruntime' else 'torch'}, {model.precision}): conv RF {g.rf} samples "
                    f"({g.rf * 1000 / g.sample_rate:.0f} ms), frame {g.frame_ms:.0f} ms{lm}")
         self.model_controls.set_decoder(self.model_controls.decoder_kind(), has_lm=self.beam.lm is not None)
         self.settings.model = "" if model.name == str(_embedded_name()) else model.name
