@@ -185,9 +185,19 @@ def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSet
               progress: Callable[[str, int, int], None] | None = None, reuse: str = DEFAULT_REUSE) -> list[Row]:
     """Rows for every plan, then the peers: offline, the transformers pipeline (when it can load
     the model) and naive chunks at each distinct hop, and Whisper LocalAgreement when ``whisper``
-    names a transformers Whisper folder."""
+    names a Whisper folder (``asrlive.peers.WhisperLocalAgreement``; loaded first, so a bad
+    folder fails before the plans run)."""
     if not utterances:
         raise BenchError("no utterances to benchmark")
+    if whisper is None:
+        return _bench_rows(model, utterances, plans, decoder, None, whisper_hop_ms, progress, reuse)
+    with WhisperLocalAgreement(whisper) as la:
+        return _bench_rows(model, utterances, plans, decoder, la, whisper_hop_ms, progress, reuse)
+
+
+def _bench_rows(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSettings], decoder: DecoderSpec,
+                la: WhisperLocalAgreement | None, whisper_hop_ms: float,
+                progress: Callable[[str, int, int], None] | None, reuse: str) -> list[Row]:
     sr = model.sample_rate
     audios = [with_trailing_silence(u.audio, sr) for u in utterances]
     refs = [u.text for u in utterances]
@@ -199,7 +209,7 @@ def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSet
     except ValueError:
         pass
     hops = sorted({p.hop_ms for p in built})
-    total = len(audios) * (1 + len(built) + len(hops) * (1 + (pipe is not None)) + (whisper is not None))
+    total = len(audios) * (1 + len(built) + len(hops) * (1 + (pipe is not None)) + (la is not None))
     done = 0
 
     def tick(what: str) -> None:
@@ -241,8 +251,7 @@ def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSet
                 runs.append(pipe.run(a, plan.hop_ms, plan.left_ms, plan.right_ms))
                 tick(f"pipeline {hop:g}")
             rows.append(_row("transformers pipeline", plan_label(plan), refs, runs, ends, audio_s, None))
-    if whisper is not None:
-        la = WhisperLocalAgreement(whisper)
+    if la is not None:
         hop_samples = int(whisper_hop_ms * sr / 1000)
         runs = []
         for a in audios:

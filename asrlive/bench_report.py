@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 from .bench import COLUMNS, RECOMMEND_WITHIN, Row, near_offline, recommend
@@ -72,7 +73,10 @@ def scatter_png(path: Path, rows: list[Row], y_key: str, y_label: str, title: st
     import pyqtgraph.exporters
     from PySide6.QtWidgets import QApplication
 
-    QApplication.instance() or QApplication([])
+    if QApplication.instance() is None:
+        # A plot file needs no screen: without this, Qt aborts the process where there is none.
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        QApplication([])
     plot = pg.PlotWidget(background="w")
     plot.resize(900, 520)
     item = plot.getPlotItem()

@@ -10,7 +10,9 @@ compute included; the committed text so far) and per-step compute times.
   and the texts joined (the usual live demo).
 - ``WhisperLocalAgreement``: an encoder-decoder Whisper re-decoding the growing buffer every hop
   and committing the longest word prefix on which two successive hypotheses agree (the
-  LocalAgreement-2 policy of ufal/whisper_streaming, written here from its description).
+  LocalAgreement-2 policy of ufal/whisper_streaming, written here from its description), run
+  either as that project runs it by default, faster-whisper (CTranslate2) on the model folder the
+  registry packages ship, or by transformers' own Whisper.
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .ct2_whisper import MAX_SECONDS, FasterWhisper
 from .decoding import GREEDY, DecoderSpec
 from .model import CTCModel
 from .textcorpus import normalise
 
-# Whisper sees at most 30 s; a longer buffer keeps its newest part (and its text, already
-# committed, is not re-read: the utterances benchmarked are sentences).
-WHISPER_MAX_S = 30.0
 
 
 @dataclass
@@ -118,11 +118,17 @@ class WhisperGreedy:
         self.name = folder.name
 
     def transcribe(self, audio: np.ndarray) -> str:
-        feats = self.extractor(audio[-int(WHISPER_MAX_S * 16000):], sampling_rate=16000,
+        feats = self.extractor(audio[-int(MAX_SECONDS * 16000):], sampling_rate=16000,
                                return_tensors="pt").input_features
         with self.torch.inference_mode():
             ids = self.model.generate(feats, decoder_input_ids=self.start, max_new_tokens=self.max_new_tokens)
         return self.tokenizer.decode(ids[0], skip_special_tokens=True)
+
+
+def is_ct2_whisper(folder: Path) -> bool:
+    """Whether ``folder`` is a CTranslate2 Whisper (faster-whisper's format) rather than a
+    transformers one."""
+    return (folder / "model.bin").is_file()
 
 
 def local_agreement(transcribe: Callable[[np.ndarray], str], audio: np.ndarray, hop_samples: int,
@@ -150,11 +156,30 @@ def local_agreement(transcribe: Callable[[np.ndarray], str], audio: np.ndarray, 
 
 
 class WhisperLocalAgreement:
-    """Whisper streamed by LocalAgreement-2 (``local_agreement``)."""
+    """Whisper streamed by LocalAgreement-2 (``local_agreement``), from a CTranslate2 folder run
+    by faster-whisper (``asrlive.ct2_whisper``, as many threads as torch has) or a transformers
+    one (``WhisperGreedy``). Close it (or use it as a context manager) to stop faster-whisper's
+    process."""
 
     def __init__(self, folder: Path):
-        self.whisper = WhisperGreedy(folder)
-        self.name = folder.name
+        import torch
+
+        if is_ct2_whisper(folder):
+            self.whisper = FasterWhisper(folder, threads=torch.get_num_threads())
+            self.name = f"{folder.name}, faster-whisper int8, beam 5"
+        else:
+            self.whisper = WhisperGreedy(folder)
+            self.name = f"{folder.name}, transformers, greedy"
+
+    def close(self) -> None:
+        if isinstance(self.whisper, FasterWhisper):
+            self.whisper.close()
+
+    def __enter__(self) -> "WhisperLocalAgreement":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def run(self, audio: np.ndarray, hop_samples: int, sample_rate: int = 16000) -> PeerRun:
         return local_agreement(self.whisper.transcribe, audio, hop_samples, sample_rate)

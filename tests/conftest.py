@@ -97,6 +97,46 @@ def make_tiny_whisper_seq2seq(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
+def make_tiny_whisper_ct2(folder: Path, *, seed: int = 0) -> Path:
+    """A small Whisper encoder-decoder in CTranslate2's format (what faster-whisper runs), with
+    the special tokens faster-whisper looks up, converted by ctranslate2's own converter. Its
+    decoder's final layer norm outputs one constant vector, which ranks the end of text first
+    and "A" second: every decode is at most a token long (a version that suppressed every
+    token but "A" crashed faster-whisper's process now and then)."""
+    import torch
+    from ctranslate2.converters import TransformersConverter
+    from tokenizers import Tokenizer, models
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(seed)
+    # Whisper's order: text tokens, then the special ones, <|notimestamps|> last before the
+    # timestamps (CTranslate2 reads every id after it as a timestamp).
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
+                "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>", "<|0.00|>", "<|0.02|>"]
+    # Unknown text maps to <unk>: faster-whisper suppresses the ids its symbol list encodes to.
+    vocab = {t: i for i, t in enumerate(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ") + ["<unk>"] + specials)}
+    eot, sot = vocab["<|endoftext|>"], vocab["<|startoftranscript|>"]
+    hf = folder.with_name(folder.name + "-hf")
+    hf.mkdir(parents=True, exist_ok=True)
+    Tokenizer(models.WordLevel(vocab, unk_token="<unk>")).save(str(hf / "tokenizer.json"))
+    config = WhisperConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                           decoder_ffn_dim=32, max_target_positions=448, decoder_start_token_id=sot,
+                           eos_token_id=eot, pad_token_id=eot, bos_token_id=eot)
+    model = WhisperForConditionalGeneration(config)
+    with torch.no_grad():
+        direction = torch.ones(16)
+        model.model.decoder.layer_norm.weight.zero_()
+        model.model.decoder.layer_norm.bias.copy_(direction)
+        embed = model.model.decoder.embed_tokens.weight  # tied to the output projection
+        embed.zero_()
+        embed[eot] = 5.2 * direction
+        embed[vocab["A"]] = 5 * direction
+    model.save_pretrained(hf, safe_serialization=True)
+    TransformersConverter(str(hf), copy_files=["tokenizer.json"]).convert(str(folder), force=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_whisper_model(tmp_path_factory):
     from asrlive.model import configure_torch_threads, load_model

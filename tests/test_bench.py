@@ -11,7 +11,7 @@ from asrlive.bench_report import write_outputs
 from asrlive.cli import main
 from asrlive.planner import ChunkSettings
 
-from .conftest import make_tiny_whisper_seq2seq
+from .conftest import make_tiny_whisper_ct2, make_tiny_whisper_seq2seq
 
 PLANS = [ChunkSettings(320, 1000, 320), ChunkSettings(1000, 1000, 320)]
 # Columns that do not apply to a peer: it has no plan of its own to bound latency, no emissions
@@ -56,6 +56,34 @@ def test_tiny_bench_fills_every_column_and_offline_beats_naive_chunks(tmp_path, 
     assert (tmp_path / "out" / "bench.csv").read_text().splitlines()[0].split(",") == COLUMNS
 
 
+def test_the_whisper_peer_runs_faster_whisper_in_its_own_process(tmp_path, embedded_model, utterances):
+    """A CTranslate2 folder is run by faster-whisper (as whisper_streaming runs it) in a child
+    process, measured like every other peer, and the child is gone afterwards."""
+    import multiprocessing
+
+    folder = make_tiny_whisper_ct2(tmp_path / "whisper-ct2")
+    rows = run_bench(embedded_model, utterances[:2], PLANS[:1], whisper=folder, whisper_hop_ms=1000)
+    row = next(r for r in rows if r.system.startswith("Whisper LocalAgreement"))
+    assert "faster-whisper int8, beam 5" in row.system
+    # This model's transcripts come out empty, so the text latency is undefined; accuracy and
+    # compute are measured all the same.
+    assert row.cer == row.wer == 1.0
+    assert all(_finite(v) and v > 0 for v in (row.step_compute_p50_ms, row.step_compute_p95_ms,
+                                              row.compute_ms_per_audio_s, row.real_time_factor)), row
+    assert not [p for p in multiprocessing.active_children() if p.name == "asrlive-faster-whisper"]
+
+
+def test_a_broken_ct2_whisper_fails_in_one_line_before_the_plans_run(tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.json"):
+        (folder / name).write_text("not a model")
+    code = main(["bench", "--synth", "1", "--chunk-ms", "320", "--right-ms", "320", "--decoder", "greedy",
+                 "--whisper", str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 4 and len(err) == 1 and "faster-whisper" in err[0] and str(folder) in err[0], err
+
+
 def test_the_transformers_pipeline_peer_runs_a_hugging_face_model(tiny_model, utterances):
     rows = run_bench(tiny_model, utterances, PLANS[:1])
     pipe = next(r for r in rows if r.system == "transformers pipeline")
@@ -86,3 +114,19 @@ def test_local_agreement_commits_what_two_hypotheses_agree_on():
     assert [text for _, text in run.events] == ["", "THE", "THE CAP SAT", "THE CAP SAT ON",
                                                 "THE CAP SAT ON THE MAT"]  # the end: the last hypothesis stands
     assert [round(t) for t, _ in run.events] == [1, 2, 3, 4, 5] and len(run.step_compute) == 5
+
+
+def test_bench_writes_its_plots_without_a_screen(tmp_path, tiny_model_dir):
+    """No display and no Qt platform chosen (a plain ssh session, a CI job): the plots are drawn
+    offscreen instead of Qt aborting the process after the whole run."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "asrlive", "bench", "--synth", "1", "--model", str(tiny_model_dir),
+                          "--chunk-ms", "320", "--right-ms", "320", "--decoder", "greedy", "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert all((out / name).stat().st_size > 0 for name in ("cer-vs-latency.png", "compute-vs-latency.png", "bench.md"))
