@@ -250,7 +250,7 @@ def _bench_rows(model: CTCModel, utterances: list[Utterance], plans: list[ChunkS
             for a in audios:
                 runs.append(pipe.run(a, plan.hop_ms, plan.left_ms, plan.right_ms))
                 tick(f"pipeline {hop:g}")
-            rows.append(_row("transformers pipeline", plan_label(plan), refs, runs, ends, audio_s, None))
+            rows.append(_row("transformers pipeline (torch float32)", plan_label(plan), refs, runs, ends, audio_s, None))
     if la is not None:
         hop_samples = int(whisper_hop_ms * sr / 1000)
         runs = []

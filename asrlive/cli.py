@@ -230,7 +230,7 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
                         "else float32), float32, or int8 (dynamic quantisation, on either backend; docs/performance.md)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="what runs the model: auto (the default: ONNX Runtime for a model from a local folder "
-                        "in float32 on the CPU, exported once and cached; else torch), torch, or onnxruntime")
+                        "on the CPU, exported once and cached; else torch), torch, or onnxruntime")
     parser.add_argument("--reuse", choices=REUSE, default=DEFAULT_REUSE,
                         help="what each window reuses from the ones before: none, front-end (the default; exact) "
                         "or states (also the left context's encoder states; approximate)")
@@ -553,7 +553,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench_report import markdown, write_outputs
 
     source = str(args.data) if args.data is not None else f"{args.synth} held-out synthetic utterances"
-    title = f"{Path(model.name).name}: {source}, {len(utterances)} utterances"
+    title = f"{Path(model.name).name} ({model.backend}, {model.precision}): {source}, {len(utterances)} utterances"
     if args.out is not None:
         for path in write_outputs(rows, args.out, title):
             print(path, file=sys.stderr)

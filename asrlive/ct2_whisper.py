@@ -61,8 +61,13 @@ class FasterWhisper:
         self._conn, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(str(folder), threads, beam_size, child),
                                          name="asrlive-faster-whisper", daemon=True)
-        self._process.start()
-        child.close()
+        try:
+            self._process.start()
+        except OSError as exc:
+            self._conn.close()
+            raise PeerProcessError(f"faster-whisper's process cannot start ({exc})") from exc
+        finally:
+            child.close()
         self._answer()  # ready, or the load's error
 
     def _answer(self) -> str:
@@ -82,7 +87,12 @@ class FasterWhisper:
         return text
 
     def transcribe(self, audio: np.ndarray) -> str:
-        self._conn.send(np.ascontiguousarray(audio[-int(MAX_SECONDS * 16000):], np.float32))
+        try:
+            self._conn.send(np.ascontiguousarray(audio[-int(MAX_SECONDS * 16000):], np.float32))
+        except (OSError, ValueError) as exc:  # the child is gone, or the pipe already closed
+            code = self._process.exitcode
+            self.close()
+            raise PeerProcessError(f"faster-whisper's process is gone (exit code {code}: {exc})") from exc
         return self._answer()
 
     def close(self) -> None:

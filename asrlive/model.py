@@ -295,29 +295,38 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
         raise ModelLoadError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
     model = _load_float(source, "cpu" if int8 else device, half, allow_pickle)
     if backend != "torch":
-        _use_onnxruntime(model, backend == "onnxruntime", compute_threads(threads), int8 is not False, progress)
+        _use_onnxruntime(model, backend == "onnxruntime", compute_threads(threads), int8 is not False, int8 is None,
+                         progress)
     if int8 and model.backend == "torch":
         model.model = quantized_int8(model.model)
-    model.int8 = bool(int8) or (int8 is None and model.backend == "onnxruntime")
+    model.int8 = model.model.int8 if model.backend == "onnxruntime" else bool(int8)
     return model
 
 
-def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool, progress) -> None:
+def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool, auto_int8: bool, progress) -> None:
     """Run ``model``'s network on ONNX Runtime (with int8 weights if ``int8``) where it can;
-    ``required``: fail where it cannot."""
+    ``required``: fail where it cannot. ``auto_int8``: int8 is the default, not asked for, so
+    float32 on ONNX Runtime stands in where int8 weights cannot be made."""
     import torch
 
-    from .onnx_backend import OnnxUnavailable, on_onnxruntime
+    from .onnx_backend import Int8Unavailable, OnnxUnavailable, on_onnxruntime
 
     folder = Path(model.name)
     if not folder.is_dir() or model.device != "cpu" or model.dtype != torch.float32:
         if required:
-            raise ModelLoadError("ONNX Runtime runs models from a local folder in float32 on the CPU only; "
-                                 "use --backend torch")
+            raise ModelLoadError("ONNX Runtime runs models from a local folder on the CPU only, not in half "
+                                 "precision; use --backend torch")
         return
     try:
-        model.model = on_onnxruntime(model.model, folder, threads, int8, progress)
-        model.backend = "onnxruntime"
+        try:
+            net = on_onnxruntime(model.model, folder, threads, int8, progress)
+        except Int8Unavailable as exc:
+            if not auto_int8:  # int8 asked for by name: not float32 in its place
+                raise
+            if progress is not None:
+                progress(f"{exc}; running float32")
+            net = on_onnxruntime(model.model, folder, threads, False, progress)
+        model.model, model.backend = net, "onnxruntime"
     except OnnxUnavailable as exc:
         if required:
             raise ModelLoadError(str(exc)) from exc

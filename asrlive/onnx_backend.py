@@ -1,5 +1,5 @@
 """ONNX Runtime for asrlive's Whisper-encoder CTC models and transformers' wav2vec2-family CTC
-models, float32 on the CPU.
+models on the CPU, in float32 or with int8 weights.
 
 A model is exported once per weights and library version with torch.onnx's TorchScript exporter
 (dynamic length axes; torch 2.13's dynamo exporter fixes an LSTM's length to the example's) and
@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import platform
 import re
 import shutil
 import tempfile
@@ -115,58 +116,86 @@ def export(net: torch.nn.Module, folder: Path) -> None:
         os.makedirs(tmp, exist_ok=True)  # for TemporaryDirectory's clean-up
 
 
-# The graph written last, whose presence says an export is complete: a transformers model's, a
-# Whisper-encoder model's.
+# The graph written last, whose presence says an export is complete, and the one int8 weights
+# are made for: a transformers model's, a Whisper-encoder model's.
 _LAST = {False: "model.onnx", True: "rest.onnx"}
+
+
+class Int8Unavailable(OnnxUnavailable):
+    """The int8 graph cannot be made or run here (the float32 graphs may still run)."""
 
 
 def _keeps_float(node_name: str) -> bool:
     """Whether the graph node ``node_name`` belongs to a module that ``KEEP_FLOAT`` keeps float32:
-    the TorchScript exporter names a node by its module's path with "/" for "." (and "_N" added
-    to repeated scope names), then the operator."""
+    the TorchScript exporter names a node by its module scope with "/" for "." ("_N" added to
+    repeated scope names; a Whisper-encoder graph has the leaf names only, e.g. "/fc2_3/MatMul"),
+    then the operator."""
     from .model import KEEP_FLOAT
 
     scope = ".".join(re.sub(r"_\d+$", "", part) for part in node_name.split("/")[:-1])
     return scope.endswith(KEEP_FLOAT)
 
 
-def has_vnni() -> bool:
-    """Whether the CPU has x86 VNNI (AVX-512 or AVX): without it ONNX Runtime's uint8 x int8
-    kernels add products in pairs into int16, which full-range int8 weights can saturate."""
+def int8_saturates() -> bool:
+    """Whether ONNX Runtime's uint8 x int8 kernels may saturate here: on x86 without VNNI they
+    add products in pairs into int16, which full-range int8 weights can overflow. A CPU whose
+    flags cannot be read counts as such."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+        return True
+    return "avx512_vnni" not in flags and "avx_vnni" not in flags
 
 
-def int8_graph(path: Path) -> Path:
+# What the int8 graph is made with; its file name carries a digest of them, so a change makes a
+# new graph instead of reusing one made with other settings.
+QUANT_OPS = ("MatMul", "LSTM")
+
+
+def int8_graph(path: Path, progress=None) -> Path:
     """``path``'s graph with int8 weights beside it, made once: weighted MatMuls and LSTMs
     quantised dynamically, ``KEEP_FLOAT``'s layers and activation-by-activation products
-    (attention) left float32. Without VNNI the weights take 7 bits (``NAME-int8-7bit.onnx``), as
-    ONNX Runtime advises, so no sum saturates; with it, 8 (``NAME-int8.onnx``)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    (attention) left float32. Where the kernels may saturate (``int8_saturates``) the weights
+    take 7 bits, as ONNX Runtime advises. ``progress(message)`` is told before the graph is made.
+    Raises ``Int8Unavailable`` when it cannot be made."""
+    from .model import KEEP_FLOAT
 
-    seven_bit = not has_vnni()
-    out = path.with_name(f"{path.stem}-int8{'-7bit' if seven_bit else ''}.onnx")
+    seven_bit = int8_saturates()
+    settings = hashlib.sha256(repr((KEEP_FLOAT, QUANT_OPS, seven_bit, "MatMulConstBOnly")).encode()).hexdigest()[:8]
+    out = path.with_name(f"{path.stem}-int8{'-7bit' if seven_bit else ''}-{settings}.onnx")
     if out.exists():
         return out
-    graph = onnx.load(str(path), load_external_data=False)
-    keep = [node.name for node in graph.graph.node if _keeps_float(node.name)]
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".int8-") as tmp:
-        staged = Path(tmp) / out.name
-        logger = logging.getLogger()
-        level = logger.level
-        try:
-            logger.setLevel(logging.ERROR)  # the tool logs advice on pre-processing at WARNING
-            quantize_dynamic(str(path), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "LSTM"],
+    if progress is not None:
+        progress(f"making int8 weights for {path.name} (once) in {path.parent}")
+    # The tool logs advice through the root logger, which would install a stderr handler for the
+    # whole process (logging.basicConfig) if the root had none: a silent handler prevents that.
+    silent = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(silent)
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        graph = onnx.load(str(path), load_external_data=False)
+        keep = [node.name for node in graph.graph.node if _keeps_float(node.name)]
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".int8-") as tmp:
+            staged = Path(tmp) / out.name
+            quantize_dynamic(str(path), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANT_OPS),
                              nodes_to_exclude=keep, reduce_range=seven_bit, extra_options={"MatMulConstBOnly": True})
-        finally:
-            logger.setLevel(level)
-        os.replace(staged, out)
+            os.replace(staged, out)
+    except Exception as exc:  # the tool and the file system raise many kinds; each means: no int8 here
+        raise Int8Unavailable(f"int8 weights cannot be made for {path.name} ({_first_line(exc)})") from exc
+    finally:
+        root.removeHandler(silent)
     return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
 def _session(path: Path, threads: int):
@@ -187,10 +216,11 @@ def _run(session, x: torch.Tensor) -> torch.Tensor:
 class OnnxWhisperCTC:
     """A Whisper-encoder CTC model run by ONNX Runtime, with ``WhisperCTC``'s inference interface."""
 
-    def __init__(self, net: WhisperCTC, folder: Path, threads: int, int8: bool):
+    def __init__(self, net: WhisperCTC, folder: Path, threads: int, int8_rest: Path | None = None):
+        """``int8_rest``: the rest's int8 graph (``int8_graph``) to run instead of its float32 one."""
         self._front = _session(folder / "front.onnx", threads)
-        rest = folder / "rest.onnx"
-        self._rest = _session(int8_graph(rest) if int8 else rest, threads)
+        self._rest = _session(int8_rest or folder / "rest.onnx", threads)
+        self.int8 = int8_rest is not None
         self.torch_net = net
         self.encoder = net.encoder
         self.head = net.head
@@ -209,9 +239,10 @@ class OnnxWhisperCTC:
 class OnnxTransformersCTC:
     """A transformers CTC model run by ONNX Runtime: input values → ``CTCOutput`` with logits."""
 
-    def __init__(self, net: torch.nn.Module, folder: Path, threads: int, int8: bool):
-        graph = folder / "model.onnx"
-        self._model = _session(int8_graph(graph) if int8 else graph, threads)
+    def __init__(self, net: torch.nn.Module, folder: Path, threads: int, int8_model: Path | None = None):
+        """``int8_model``: the model's int8 graph (``int8_graph``) to run instead of its float32 one."""
+        self._model = _session(int8_model or folder / "model.onnx", threads)
+        self.int8 = int8_model is not None
         self.torch_net = net
         self.config = net.config
 
@@ -222,7 +253,9 @@ class OnnxTransformersCTC:
 def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, int8: bool = False, progress=None):
     """``net`` (loaded from model folder ``folder``) on ONNX Runtime, with int8 weights if
     ``int8``, exporting it first unless the cache has it; ``progress(message)`` is told before an
-    export (seconds to a minute)."""
+    export or quantisation (seconds to a minute). Raises ``Int8Unavailable`` where only the int8
+    graph fails (the float32 graphs are kept), ``OnnxUnavailable`` where ONNX Runtime cannot run
+    the model."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
@@ -230,16 +263,23 @@ def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, int8: bool 
     whisper = isinstance(net, WhisperCTC)
     wrap = OnnxWhisperCTC if whisper else OnnxTransformersCTC
     graphs = cache_dir() / export_key(folder)
+
+    def load():
+        return wrap(net, graphs, threads, int8_graph(graphs / _LAST[whisper], progress) if int8 else None)
+
     if (graphs / _LAST[whisper]).exists():
         try:
-            return wrap(net, graphs, threads, int8)
+            return load()
+        except Int8Unavailable:
+            raise
         except Exception:  # a damaged cache (ONNX Runtime raises its own kinds): export again
             shutil.rmtree(graphs, ignore_errors=True)
     if progress is not None:
         progress(f"preparing {folder.name} for ONNX Runtime (once per model and version) in {graphs}")
     try:
         export(net, graphs)
-        return wrap(net, graphs, threads, int8)
+        return load()
+    except Int8Unavailable:
+        raise
     except Exception as exc:  # the exporter and the runtime raise many kinds; each means: stay on torch
-        first = str(exc).splitlines()[0][:200] if str(exc) else ""
-        raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({type(exc).__name__}: {first})") from exc
+        raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({_first_line(exc)})") from exc

@@ -21,6 +21,7 @@ misses the cache. ``ReuseStats`` counts what was reused, for the latency panel a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,15 +247,22 @@ def new_runner(model: CTCModel, reuse: str = DEFAULT_REUSE):
     return PlainRunner(model)
 
 
-def warm_up(model: CTCModel, plan: ChunkPlan, reuse: str = DEFAULT_REUSE) -> list[Window]:
+def warm_up(model: CTCModel, plan: ChunkPlan, reuse: str = DEFAULT_REUSE, budget_s: float | None = None,
+            stop=None) -> list[Window]:
     """Run the windows a stream of ``plan`` opens with, on silence, through a throwaway runner:
     the start windows, whose left context grows, and two steady ones (the first to read the
     front-end cache as a stream will). Each shape's one-off costs (ONNX Runtime's first run at a
     length, a GPU's kernel selection) are then paid before the stream rather than by its first
-    windows. Returns the windows run."""
+    windows. No window starts once ``budget_s`` has passed or ``stop`` (an Event) is set.
+    Returns the windows run."""
     runner = new_runner(model, reuse)
     steady = -(-plan.left_frames // plan.hop_frames)  # the first window with its whole left context
-    windows = [plan.window(k * plan.hop_frames) for k in range(steady + 2)]
-    for window in windows:
+    began = time.monotonic()
+    done = []
+    for k in range(steady + 2):
+        if (stop is not None and stop.is_set()) or (budget_s is not None and time.monotonic() - began >= budget_s):
+            break
+        window = plan.window(k * plan.hop_frames)
         runner.log_probs(window, np.zeros(window.end_sample - window.start_sample, np.float32))
-    return windows
+        done.append(window)
+    return done

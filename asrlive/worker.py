@@ -69,7 +69,7 @@ class StreamWorker:
         timings the store keeps (None: all, for a file transcribed whole). ``reuse``: what
         windows reuse from the ones before (``asrlive.window_reuse``). ``warm``: run the plan's
         window shapes once on silence before the first window (``window_reuse.warm_up``), while
-        the ring fills with its audio."""
+        the ring fills with its audio (no longer than that takes)."""
         if ring.sample_rate != model.sample_rate:
             raise ValueError(f"ring at {ring.sample_rate} Hz, model at {model.sample_rate} Hz")
         self.model = model
@@ -135,7 +135,11 @@ class StreamWorker:
         """Process windows until the ring is closed and drained, or ``abort`` is called."""
         try:
             if self.warm:
-                warm_up(self.model, self._plan, self.reuse)
+                # Within the time the first window's audio takes to arrive, so the warm-up never
+                # puts the stream behind.
+                first = self._plan.window(0)
+                warm_up(self.model, self._plan, self.reuse, budget_s=first.end_sample / self.model.sample_rate,
+                        stop=self._stop)
             self._loop()
         except BaseException as exc:
             self.error = exc

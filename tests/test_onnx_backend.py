@@ -84,17 +84,16 @@ def _ops(graph_path) -> dict[str, str]:
 
 @pytest.mark.parametrize("which", ["whisper", "transformers"])
 def test_int8_on_onnxruntime_quantises_weights_but_keep_float_layers(own_cache, tiny_whisper_model, tiny_model_dir,
-                                                                     tiny_model, which, monkeypatch):
-    from asrlive import onnx_backend
-
-    monkeypatch.setattr(onnx_backend, "has_vnni", lambda: True)
+                                                                     tiny_model, which):
     folder, fp = (tiny_whisper_model.name, tiny_whisper_model) if which == "whisper" else (tiny_model_dir, tiny_model)
-    q = load_model(folder, device="cpu", backend="auto", int8=True)
-    assert q.backend == "onnxruntime" and q.int8
+    said = []
+    q = load_model(folder, device="cpu", backend="auto", int8=True, progress=said.append)
+    assert q.backend == "onnxruntime" and q.int8 and any("int8" in m for m in said)
     graphs = next(own_cache.iterdir())
     name = "rest" if which == "whisper" else "model"
-    assert sorted(p.name for p in graphs.glob(f"{name}*.onnx")) == [f"{name}-int8.onnx", f"{name}.onnx"]
-    ops = _ops(graphs / f"{name}-int8.onnx")
+    int8_graphs = list(graphs.glob(f"{name}-int8*.onnx"))
+    assert len(int8_graphs) == 1 and (graphs / f"{name}.onnx").exists()
+    ops = _ops(int8_graphs[0])
     kept = {n: op for n, op in ops.items() if ("/fc2" in n or "/output_dense/" in n) and op == "MatMul"}
     quantised = [n for n, op in ops.items() if op in ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM")]
     assert kept and len(kept) == sum("fc2" in n or "output_dense" in n for n, op in _ops(graphs / f"{name}.onnx").items()
@@ -105,29 +104,56 @@ def test_int8_on_onnxruntime_quantises_weights_but_keep_float_layers(own_cache, 
     assert lf.shape == lq.shape and 0 < np.abs(np.exp(lf) - np.exp(lq)).max() < 0.1
     plan = ChunkPlan.from_settings(q.geometry, ChunkSettings(320, 1000, 320))
     assert stream_samples(q, x, plan).n_frames == offline_samples(q, x).n_frames
-    said = []
+    made = int8_graphs[0].stat().st_mtime_ns
+    said.clear()
     load_model(folder, device="cpu", backend="onnxruntime", int8=True, progress=said.append)
-    assert said == []  # quantised once, then cached
+    assert said == [] and int8_graphs[0].stat().st_mtime_ns == made  # quantised once, then cached
     # The app's default precision: int8 where ONNX Runtime runs the model, float32 on torch.
     assert load_model(folder, device="cpu", backend="auto", int8=None).precision == "int8"
     assert load_model(folder, device="cpu", backend="torch", int8=None).precision == "float32"
 
 
-def test_int8_weights_take_7_bits_without_vnni(own_cache, tiny_whisper_model, monkeypatch):
-    """Without VNNI, ONNX Runtime's kernels add uint8 x int8 products in pairs into int16: 7-bit
-    weights keep every sum in range, so the outputs stay as close to float32 as with 8 bits."""
+def test_int8_weights_take_7_bits_where_the_kernels_may_saturate(own_cache, tiny_whisper_model, monkeypatch):
+    """Without VNNI, ONNX Runtime's x86 kernels add uint8 x int8 products in pairs into int16:
+    7-bit weights keep every sum in range. The setting is part of the graph's name, so graphs
+    made with other settings are never reused."""
     import onnx
 
     from asrlive import onnx_backend
 
-    monkeypatch.setattr(onnx_backend, "has_vnni", lambda: False)
+    monkeypatch.setattr(onnx_backend, "int8_saturates", lambda: True)
     q = load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime", int8=True)
-    graph = next(own_cache.iterdir()) / "rest-int8-7bit.onnx"
-    assert q.precision == "int8" and graph.exists()
+    graphs = next(own_cache.iterdir())
+    (graph,) = graphs.glob("rest-int8-7bit-*.onnx")
+    assert q.precision == "int8"
     weights = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(graph)).graph.initializer if t.data_type == 3]
     assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
     x = _signal(16000 * 2 + 7, 9)
     assert np.abs(np.exp(tiny_whisper_model.log_probs(x)) - np.exp(q.log_probs(x))).max() < 0.1
+    monkeypatch.setattr(onnx_backend, "int8_saturates", lambda: False)
+    load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime", int8=True)
+    assert len(list(graphs.glob("rest-int8-*.onnx"))) == 2  # 8-bit weights: another graph
+
+
+def test_when_int8_weights_cannot_be_made_the_default_runs_float32(own_cache, tiny_whisper_model, monkeypatch):
+    """A failed quantisation (a full or read-only cache, a tool error) keeps the float32 export
+    and, for the default precision, runs it; int8 asked for by name is refused on ONNX Runtime."""
+    import onnxruntime.quantization
+
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", broken)
+    said = []
+    auto = load_model(tiny_whisper_model.name, device="cpu", backend="auto", int8=None, progress=said.append)
+    assert auto.backend == "onnxruntime" and auto.precision == "float32"
+    assert any("int8 weights cannot be made" in m and "running float32" in m for m in said), said
+    said.clear()
+    load_model(tiny_whisper_model.name, device="cpu", backend="auto", int8=None, progress=said.append)
+    assert not any("preparing" in m for m in said)  # the float32 export was kept, not redone
+    with pytest.raises(ModelLoadError, match="int8 weights cannot be made"):
+        load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime", int8=True)
+    assert load_model(tiny_whisper_model.name, device="cpu", backend="auto", int8=True).backend == "torch"
 
 
 def test_where_onnxruntime_cannot_run(own_cache, tiny_whisper_model):

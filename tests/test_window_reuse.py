@@ -147,6 +147,11 @@ def test_warm_up_runs_every_window_shape_a_stream_opens_with(tiny_whisper_model,
     whole = [w for w in streamed.timings if w.end_frame - w.commit_to == plan.right_frames]  # not the end's flush
     lengths = {np.subtract(*g.window_span(w.first_frame, w.end_frame)[::-1]) for w in whole}
     assert len(whole) > len(warmed) and lengths <= warmed
+    import threading
+
+    stopped = threading.Event()
+    stopped.set()
+    assert warm_up(tiny_whisper_model, plan, stop=stopped) == [] == warm_up(tiny_whisper_model, plan, budget_s=0)
 
 
 def test_a_warmed_live_session_streams_exactly_as_a_cold_one(tiny_whisper_model):
