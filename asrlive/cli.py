@@ -226,8 +226,9 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
-                        help="weights' arithmetic on the CPU: auto (the default: int8 where ONNX Runtime runs the model, "
-                        "else float32), float32, or int8 (dynamic quantisation, on either backend; docs/performance.md)")
+                        help="weights' arithmetic on the CPU: auto (the default: int8 where ONNX Runtime runs the model "
+                        "and the CPU has VNNI or is not x86, else float32), float32, or int8 (dynamic quantisation, "
+                        "on either backend; docs/performance.md)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="what runs the model: auto (the default: ONNX Runtime for a model from a local folder "
                         "on the CPU, exported once and cached; else torch), torch, or onnxruntime")
