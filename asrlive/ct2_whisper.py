@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import one_line
+
 # Whisper sees at most 30 s (shorter input is padded to it); a longer buffer keeps its newest part
 # (and its text, already committed, is not re-read: the utterances benchmarked are sentences).
 MAX_SECONDS = 30.0
@@ -24,11 +26,6 @@ class PeerProcessError(RuntimeError):
     """The faster-whisper child failed or stopped answering; the message says why."""
 
 
-def _one_line(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}"
-
-
 def _serve(folder: str, threads: int, beam_size: int, conn) -> None:
     """The child: load the model, then transcribe each array received until None arrives."""
     try:
@@ -37,7 +34,7 @@ def _serve(folder: str, threads: int, beam_size: int, conn) -> None:
         model = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
         conn.send(("ready", ""))
     except Exception as exc:  # any failure to load is reported to the parent, which raises it
-        conn.send(("error", _one_line(exc)))
+        conn.send(("error", one_line(exc)))
         return
     while (audio := conn.recv()) is not None:
         try:
@@ -45,7 +42,7 @@ def _serve(folder: str, threads: int, beam_size: int, conn) -> None:
                                            vad_filter=False)
             conn.send(("text", " ".join(segment.text for segment in segments)))
         except Exception as exc:
-            conn.send(("error", _one_line(exc)))
+            conn.send(("error", one_line(exc)))
 
 
 class FasterWhisper:

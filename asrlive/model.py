@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import one_line
 from .geometry import Geometry
 from .whisper_ctc_folder import is_whisper_ctc, read_config
 
@@ -109,7 +110,7 @@ def _load_whisper_ctc(folder: Path, device: str, half: bool) -> CTCModel:
         vocab_map = json.loads((folder / "vocab.json").read_text())
         model, config = load_whisper_ctc(folder)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise ModelLoadError(f"{folder}: the model does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        raise ModelLoadError(f"{folder}: the model does not load ({one_line(exc)})") from exc
     vocab = _symbols_by_id(vocab_map)
     if len(vocab) != config["head"]["vocab_size"] or config["blank"] not in vocab_map:
         raise ModelLoadError(f"{folder}: vocab.json does not match the model's {config['head']['vocab_size']} outputs")
@@ -268,8 +269,8 @@ def _check_hub(where: str) -> None:
                              f"({constants.ENDPOINT}) cannot be reached")
 
 
-# What may run a model: "auto" is ONNX Runtime where it can (a model from a local folder, float32
-# on the CPU; docs/performance.md), else torch.
+# What may run a model: "auto" is ONNX Runtime where it can (a model from a local folder on the
+# CPU, not in half precision; docs/performance.md), else torch.
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEFAULT_BACKEND = "auto"
 # Weights' precision, as load_model's ``int8``: "auto" is int8 where ONNX Runtime runs the model
@@ -296,18 +297,17 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
         raise ModelLoadError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
     model = _load_float(source, "cpu" if int8 else device, half, allow_pickle)
     if backend != "torch":
-        _use_onnxruntime(model, backend == "onnxruntime", compute_threads(threads), int8 is not False, int8 is None,
-                         progress)
+        _use_onnxruntime(model, backend == "onnxruntime", compute_threads(threads), int8, progress)
     if int8 and model.backend == "torch":
         model.model = quantized_int8(model.model)
     model.int8 = model.model.int8 if model.backend == "onnxruntime" else bool(int8)
     return model
 
 
-def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool, auto_int8: bool, progress) -> None:
-    """Run ``model``'s network on ONNX Runtime (with int8 weights if ``int8``) where it can;
-    ``required``: fail where it cannot. ``auto_int8``: int8 is the default, not asked for, so
-    float32 on ONNX Runtime stands in where int8 weights cannot be made."""
+def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool | None, progress) -> None:
+    """Run ``model``'s network on ONNX Runtime where it can; ``required``: fail where it cannot.
+    ``int8`` as load_model's: None (the default precision) takes int8 weights where they are
+    full 8-bit and can be made, float32 on ONNX Runtime in their place elsewhere."""
     import torch
 
     from .onnx_backend import Int8Unavailable, OnnxUnavailable, int8_saturates, on_onnxruntime
@@ -318,13 +318,13 @@ def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool, 
             raise ModelLoadError("ONNX Runtime runs models from a local folder on the CPU only, not in half "
                                  "precision; use --backend torch")
         return
-    if auto_int8 and int8_saturates():
-        int8 = False  # 7-bit weights cost over a point of CER (docs/performance.md): float32 by default
+    # 7-bit weights cost over a point of CER (docs/performance.md): float32 by default there.
+    wanted = int8 if int8 is not None else not int8_saturates()
     try:
         try:
-            net = on_onnxruntime(model.model, folder, threads, int8, progress)
+            net = on_onnxruntime(model.model, folder, threads, wanted, progress)
         except Int8Unavailable as exc:
-            if not auto_int8:  # int8 asked for by name: not float32 in its place
+            if int8:  # int8 asked for by name: not float32 in its place
                 raise
             if progress is not None:
                 progress(f"{exc}; running float32")

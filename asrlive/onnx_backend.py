@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import one_line
 from .whisper_ctc import CTCOutput, WhisperCTC
 
 # Bump when the exported graphs change for the same weights.
@@ -187,15 +188,10 @@ def int8_graph(path: Path, progress=None) -> Path:
                              nodes_to_exclude=keep, reduce_range=seven_bit, extra_options={"MatMulConstBOnly": True})
             os.replace(staged, out)
     except Exception as exc:  # the tool and the file system raise many kinds; each means: no int8 here
-        raise Int8Unavailable(f"int8 weights cannot be made for {path.name} ({_first_line(exc)})") from exc
+        raise Int8Unavailable(f"int8 weights cannot be made for {path.name} ({one_line(exc)})") from exc
     finally:
         root.removeHandler(silent)
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
 def _session(path: Path, threads: int):
@@ -282,4 +278,4 @@ def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, int8: bool 
     except Int8Unavailable:
         raise
     except Exception as exc:  # the exporter and the runtime raise many kinds; each means: stay on torch
-        raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({_first_line(exc)})") from exc
+        raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({one_line(exc)})") from exc

@@ -30,7 +30,6 @@ from .model import CTCModel
 from .textcorpus import normalise
 
 
-
 @dataclass
 class PeerRun:
     events: list[tuple[float, str]] = field(default_factory=list)  # (commit time s, committed text)
