@@ -7,6 +7,7 @@ One JSON object a line: a header, then {"text": <committed delta>, "end_s": <aud
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -24,6 +25,10 @@ def journal_dir() -> Path:
 
 KEEP_CLOSED = 50  # finished runs' journals kept as history; older closed ones are removed
 
+# Names must be unique within a process too: two journals opened in the same second once shared
+# a name (an id()-based suffix collided) and the second one's close marked the first as closed.
+_JOURNAL_NUMBERS = itertools.count()
+
 
 def _prune(folder: Path) -> None:
     for path in sorted(folder.glob("*.jsonl"))[:-KEEP_CLOSED]:
@@ -37,8 +42,8 @@ class TranscriptJournal:
         self.folder.mkdir(parents=True, exist_ok=True)
         _prune(self.folder)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.path = self.folder / f"{stamp}-{os.getpid()}-{id(self) & 0xffff:04x}.jsonl"
-        self._file = open(self.path, "a", encoding="utf-8")
+        self.path = self.folder / f"{stamp}-{os.getpid()}-{next(_JOURNAL_NUMBERS):04d}.jsonl"
+        self._file = open(self.path, "x", encoding="utf-8")  # never append to another run's journal
         self._write({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": label, "model": model})
 
     def _write(self, record: dict) -> None:

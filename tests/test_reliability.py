@@ -223,6 +223,18 @@ def test_old_closed_journals_are_pruned(tmp_path):
     assert [p.text for p in pending_journals(tmp_path)] == ["KEEP ME"]
 
 
+def test_journals_opened_in_the_same_second_never_share_a_file(tmp_path):
+    """Runs started together (a replay beside a live run) keep their own journals: closing one
+    must leave the other pending."""
+    journals = [TranscriptJournal(f"run {i}", "m", tmp_path) for i in range(300)]
+    for i, journal in enumerate(journals):
+        journal.append(f"RUN {i}", 1.0)
+        if i % 2:
+            journal.close()
+    assert len({j.path for j in journals}) == len(journals)
+    assert sorted(p.text for p in pending_journals(tmp_path)) == sorted(f"RUN {i}" for i in range(0, 300, 2))
+
+
 def test_mic_stop_is_bounded_when_portaudio_abort_hangs():
     """With the sound server gone behind ALSA, PortAudio's abort can block for good: stopping
     must still close the rings and return, so the app's stop button never freezes."""
