@@ -4,7 +4,7 @@ or int8 weights, on torch or ONNX Runtime, and what a window reuses from the one
 load weighs on every option alike.
 
     python -m benchmarks.compute_options [--model M] [--data MANIFEST.tsv | --synth N]
-        [--plan 320/1000/320] [--decoder greedy] [--threads 2] [--out FILE.json]
+        [--plan 320/1000/320] [--decoder greedy] [--threads 2] [--options LABEL ...] [--out FILE.json]
 
 Prints CER, WER, compute per audio second and per-window p50 / p95 for each option, with each
 option's compute as a ratio to the naive per-window float32 forward (reuse "none").
@@ -47,23 +47,28 @@ def main() -> None:
     ap.add_argument("--plan", default="320/1000/320", help="hop/left/right in ms")
     ap.add_argument("--decoder", default="greedy", choices=DECODERS)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--options", nargs="+", choices=[label for label, *_ in OPTIONS], metavar="LABEL",
+                    help="only these options (quoted labels as in the table), beside the first, which the "
+                         "ratios divide by: long windows make the whole table take an hour")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args()
+    options = [o for o in OPTIONS if o is OPTIONS[0] or not args.options or o[0] in args.options]
     hop, left, right = (float(v) for v in args.plan.split("/"))
     configure_torch_threads(args.threads)
-    models = {k: load_model(args.model, device="cpu", threads=args.threads, **kw) for k, kw in LOADS.items()}
+    models = {k: load_model(args.model, device="cpu", threads=args.threads, **kw) for k, kw in LOADS.items()
+              if any(q == k for _, q, _ in options)}
     sr = models["float32"].sample_rate
     utts = (synthetic_utterances(args.synth, sr) if args.synth
             else load_utterances(read_manifest(args.data), sr))
     plan = ChunkPlan.from_settings(models["float32"].geometry, ChunkSettings(hop, left, right))
     audio_s = sum(len(u.audio) for u in utts) / sr
     decoder = decoder_spec(args.decoder, None, model_folder(args.model))
-    hyps = {label: [] for label, *_ in OPTIONS}
-    windows = {label: [] for label, *_ in OPTIONS}
-    hits = {label: [] for label, *_ in OPTIONS}
+    hyps = {label: [] for label, *_ in options}
+    windows = {label: [] for label, *_ in options}
+    hits = {label: [] for label, *_ in options}
     offline = {q: [] for q in models}
     for i, u in enumerate(utts, 1):
-        for label, q, reuse in OPTIONS:
+        for label, q, reuse in options:
             t = stream_samples(models[q], u.audio, plan, decoder=decoder, reuse=reuse)
             hyps[label].append(t.text)
             windows[label].extend(w.compute for w in t.timings)
@@ -75,7 +80,7 @@ def main() -> None:
     refs = [u.text for u in utts]
     base = sum(windows[OPTIONS[0][0]])
     rows = []
-    for label, q, reuse in OPTIONS:
+    for label, q, reuse in options:
         ms = np.array(windows[label]) * 1000
         frames = sum(h["frames"] for h in hits[label])
         rows.append({"option": label, "runs": q, "reuse": reuse, "cer": round(cer(refs, hyps[label]), 4),
