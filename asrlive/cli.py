@@ -214,8 +214,8 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-# The bench's plan grid by default: hops and right contexts from 80 ms up, one left context.
-BENCH_PLANS = {"chunk_ms": [80.0, 160.0, 320.0, 640.0, 1000.0], "left_ms": [1000.0],
+# The bench's plan grid by default: hops and right contexts from 80 ms up, the app's left context.
+BENCH_PLANS = {"chunk_ms": [80.0, 160.0, 320.0, 640.0, 1000.0], "left_ms": [ChunkSettings.left_ms],
                "right_ms": [0.0, 80.0, 160.0, 320.0, 640.0]}
 
 
@@ -226,9 +226,9 @@ def _add_model_and_plan_args(parser: argparse.ArgumentParser, plan_lists: dict[s
     parser.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--half", action="store_true", help="float16 weights on a GPU")
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
-                        help="weights' arithmetic on the CPU: auto (the default: int8 where ONNX Runtime runs the model "
-                        "and the CPU has VNNI or is not x86, else float32), float32, or int8 (dynamic quantisation, "
-                        "on either backend; docs/performance.md)")
+                        help="weights' arithmetic on the CPU: float32 (the default), int8 (dynamic quantisation, on "
+                        "either backend: less compute, more errors; docs/performance.md), or auto (int8 where ONNX "
+                        "Runtime runs the model and the CPU has VNNI or is not x86, else float32)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="what runs the model: auto (the default: ONNX Runtime for a model from a local folder "
                         "on the CPU, exported once and cached; else torch), torch, or onnxruntime")
@@ -291,6 +291,9 @@ def _check_compute(args: argparse.Namespace) -> None:
     if args.precision == "int8" and args.device not in ("auto", "cpu"):
         raise CLIError(f"--precision int8 runs on the CPU only, not --device {args.device}; use --half on a GPU",
                        EXIT_USAGE)
+    if getattr(args, "reuse", None) == "states" and args.backend == "onnxruntime":
+        raise CLIError("--reuse states runs the encoder on torch (it feeds cached keys and values to its layers); "
+                       "drop --backend onnxruntime", EXIT_USAGE)
 
 
 def _tell_terminal(message: str) -> None:
@@ -304,9 +307,12 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     from .model import ModelLoadError, configure_torch_threads, load_model
     from .planner import ChunkPlan
 
+    # Reused states run on torch whatever runs the rest, so the auto backend picks torch for them
+    # and the precision reported is the one that ran.
+    backend = "torch" if getattr(args, "reuse", None) == "states" else args.backend
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle,
-                           int8=PRECISIONS[args.precision], backend=args.backend, threads=args.threads, progress=_tell_terminal)
+                           int8=PRECISIONS[args.precision], backend=backend, threads=args.threads, progress=_tell_terminal)
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported

@@ -51,9 +51,7 @@ def test_file_mode_shows_what_the_core_transcribes(qtbot, tmp_path, sentence_wav
     stream_file(qtbot, w, path)
     assert w.session.decoder is w.beam and w.beam.lm is not None
     shown = w.transcript.text().strip()
-    from asrlive.onnx_backend import int8_saturates
-
-    assert w.model.precision == ("float32" if int8_saturates() else "int8")  # the app's default on this CPU
+    assert (w.model.backend, w.model.precision) == ("onnxruntime", "float32")  # the app's defaults on a CPU
     expected = core_stream_file(w.model, path, w.session.plan, decoder=w.session.decoder).text
     assert shown and shown == expected
     assert shown.split()[0] == text.split()[0] and shown.split()[-1] == text.split()[-1], shown

@@ -116,6 +116,20 @@ def test_int8_on_onnxruntime_quantises_weights_but_keep_float_layers(own_cache, 
     assert load_model(folder, device="cpu", backend="torch", int8=None).precision == "float32"
 
 
+def test_reused_states_pick_torch_so_the_precision_reported_is_what_ran(own_cache, tiny_whisper_model):
+    """Reused states run on torch; on the auto backend the CLI loads the model there, rather than
+    exporting it to ONNX Runtime and reporting int8 weights that the states never use."""
+    from asrlive.cli import _model_and_plan, build_parser
+    from asrlive.onnx_backend import int8_saturates
+
+    expected = {"states": ("torch", "float32"), "front-end": ("onnxruntime", "float32" if int8_saturates() else "int8")}
+    for reuse, ran in expected.items():
+        args = build_parser().parse_args(["transcribe", "--model", tiny_whisper_model.name, "--reuse", reuse,
+                                          "--precision", "auto", "x.wav"])
+        model, _ = _model_and_plan(args, ChunkSettings())
+        assert (model.backend, model.precision) == ran, reuse
+
+
 def test_int8_weights_take_7_bits_where_the_kernels_may_saturate(own_cache, tiny_whisper_model, monkeypatch):
     """Without VNNI, ONNX Runtime's x86 kernels add uint8 x int8 products in pairs into int16:
     7-bit weights keep every sum in range. The setting is part of the graph's name, so graphs
