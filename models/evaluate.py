@@ -1,7 +1,7 @@
 """Measures a model's CER and WER, offline and streamed, beside reference recognisers.
 
     python models/evaluate.py [--model M] [--heldout 200] [--heldout-corpus SHARD.npz]
-                              [--realspeech ../shared/realspeech] [--plans 1000/2000/500,320/1000/320]
+                              [--realspeech ../shared/realspeech] [--plans 1000/4000/500,320/4000/320]
                               [--old-model models/asrlive-tiny-en] [--pocketsphinx]
                               [--whisper-full DIR] [--beam] [--threads 2]
 
@@ -173,7 +173,8 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=200)
     ap.add_argument("--heldout-corpus", type=Path)
     ap.add_argument("--realspeech", type=Path)
-    ap.add_argument("--plans", default="1000/2000/500,320/1000/320",
+    # The app's default plan and the short-hop plan the issues measure, with the default left context.
+    ap.add_argument("--plans", default="1000/4000/500,320/4000/320",
                     help="streamed plans (realspeech and --heldout-corpus), hop/left/right ms, comma-separated")
     ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
