@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
 from .planner import ChunkSettings
-from .model import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
+from .model import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS, embedded_model_dir
 from .window_reuse import DEFAULT_REUSE, REUSE
 
 if TYPE_CHECKING:
@@ -291,9 +291,17 @@ def _check_compute(args: argparse.Namespace) -> None:
     if args.precision == "int8" and args.device not in ("auto", "cpu"):
         raise CLIError(f"--precision int8 runs on the CPU only, not --device {args.device}; use --half on a GPU",
                        EXIT_USAGE)
-    if getattr(args, "reuse", None) == "states" and args.backend == "onnxruntime":
+    if _reuses_whisper_states(args) and args.backend == "onnxruntime":
         raise CLIError("--reuse states runs the encoder on torch (it feeds cached keys and values to its layers); "
                        "drop --backend onnxruntime", EXIT_USAGE)
+
+
+def _reuses_whisper_states(args: argparse.Namespace) -> bool:
+    """Whether ``--reuse states`` will reuse encoder states: only Whisper-encoder models have them
+    (other models fall back to the front-end cache). Reads the folder's config, not the model."""
+    from .whisper_ctc_folder import is_whisper_ctc
+
+    return getattr(args, "reuse", None) == "states" and is_whisper_ctc(Path(args.model) if args.model else embedded_model_dir())
 
 
 def _tell_terminal(message: str) -> None:
@@ -309,7 +317,7 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
 
     # Reused states run on torch whatever runs the rest, so the auto backend picks torch for them
     # and the precision reported is the one that ran.
-    backend = "torch" if getattr(args, "reuse", None) == "states" else args.backend
+    backend = "torch" if _reuses_whisper_states(args) else args.backend
     try:
         model = load_model(args.model, device=args.device, half=args.half, allow_pickle=args.allow_pickle,
                            int8=PRECISIONS[args.precision], backend=backend, threads=args.threads, progress=_tell_terminal)

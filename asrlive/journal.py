@@ -42,8 +42,13 @@ class TranscriptJournal:
         self.folder.mkdir(parents=True, exist_ok=True)
         _prune(self.folder)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.path = self.folder / f"{stamp}-{os.getpid()}-{next(_JOURNAL_NUMBERS):04d}.jsonl"
-        self._file = open(self.path, "x", encoding="utf-8")  # never append to another run's journal
+        while True:  # never append to another run's journal (another process may share the pid: containers)
+            self.path = self.folder / f"{stamp}-{os.getpid()}-{next(_JOURNAL_NUMBERS):04d}.jsonl"
+            try:
+                self._file = open(self.path, "x", encoding="utf-8")
+                break
+            except FileExistsError:
+                continue
         self._write({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": label, "model": model})
 
     def _write(self, record: dict) -> None:

@@ -306,7 +306,7 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
 
 def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool | None, progress) -> None:
     """Run ``model``'s network on ONNX Runtime where it can; ``required``: fail where it cannot.
-    ``int8`` as load_model's: None (the default precision) takes int8 weights where they are
+    ``int8`` as load_model's: None (precision "auto") takes int8 weights where they are
     full 8-bit and can be made, float32 on ONNX Runtime in their place elsewhere."""
     import torch
 

@@ -1,6 +1,6 @@
 """Ways to run the embedded model's windows on the CPU, against eager torch in the same run:
 ONNX Runtime (asrlive's own backend, ``--backend onnxruntime``: the model exported in two
-graphs), in float32 and with int8 weights (the app's default precision there), and ``torch.compile`` (inductor, dynamic shapes). Per-window p50 / p95 at each window
+graphs), in float32 (the app's default) and with int8 weights, and ``torch.compile`` (inductor, dynamic shapes). Per-window p50 / p95 at each window
 length, the backends taking turns, each one's one-off cost (export or compile), and its largest
 log-probability difference from eager torch.
 

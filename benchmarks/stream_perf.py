@@ -8,7 +8,7 @@ transformers ASR pipeline at the same chunk settings on the same audio, all in o
 Part 1, per-window compute p50 / p95 against window length: one model call per window, float32
 and int8, the variants taking turns. Part 2, compute per audio second of whole streams of the
 same audio under each arch's plans: asrlive's streaming path (float32 torch with its default
-reuse and with none, int8 torch, ONNX Runtime float32 and the app's default, ONNX Runtime
+reuse and with none, int8 torch, ONNX Runtime float32 (the app's default) and ONNX Runtime
 int8) and the transformers pipeline with
 ``chunk_length_s`` = left + hop + right and ``stride_length_s`` = (left, right) where it can load
 the model (not asrlive's own folders: there the naive per-window forward, reuse "none", is the
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asrlive.model import DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS, CTCModel, configure_torch_threads, load_model
+from asrlive.model import DEFAULT_BACKEND, CTCModel, configure_torch_threads, load_model
 from asrlive.peers import TransformersPipeline
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.transcribe import stream_samples
@@ -87,9 +87,9 @@ def stream_costs(models: dict[str, CTCModel], audio: np.ndarray, plan_text: str,
         "asrlive int8": lambda: stream_samples(q8, audio, plan),
     }
     if "onnxruntime" in models:
-        paths["asrlive onnxruntime float32"] = lambda: stream_samples(models["onnxruntime"], audio, plan)
+        paths["asrlive onnxruntime float32 (the app's default)"] = lambda: stream_samples(models["onnxruntime"], audio, plan)
     if "onnxruntime int8" in models:
-        paths["asrlive onnxruntime int8 (the app's default)"] = lambda: stream_samples(models["onnxruntime int8"], audio, plan)
+        paths["asrlive onnxruntime int8"] = lambda: stream_samples(models["onnxruntime int8"], audio, plan)
     if pipe is not None:
         paths["transformers pipeline float32"] = lambda: pipe.run(audio, plan.hop_ms, plan.left_ms, plan.right_ms)
     spent = {k: [] for k in paths}
@@ -130,11 +130,11 @@ def main() -> None:
         for arch in args.arch.split(","):
             source = None if arch == "default" else str(random_wav2vec2(Path(tmp) / arch, arch))
             models = {"float32": load_model(source, device="cpu"), "int8": load_model(source, device="cpu", int8=True)}
-            default = load_model(source, device="cpu", backend=DEFAULT_BACKEND, int8=PRECISIONS[DEFAULT_PRECISION],
-                                 threads=args.threads)
-            if default.backend != "torch":
-                models["onnxruntime"] = load_model(source, device="cpu", backend="onnxruntime", threads=args.threads)
-                models[f"onnxruntime {default.precision}"] = default
+            ort = load_model(source, device="cpu", backend=DEFAULT_BACKEND, threads=args.threads)
+            if ort.backend != "torch":
+                models["onnxruntime"] = ort
+                models["onnxruntime int8"] = load_model(source, device="cpu", backend="onnxruntime", int8=True,
+                                                        threads=args.threads)
             per_window = window_times(models, audio, [float(v) for v in args.windows_ms.split(",")], args.repeats)
             streams = [row for p in PLANS[arch] for row in stream_costs(models, audio, p, args.rounds)]
             record["archs"][arch] = {"per_window": per_window, "streams": streams}

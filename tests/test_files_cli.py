@@ -198,7 +198,7 @@ def test_cli_model_errors(tmp_path, capsys, tiny_model_dir):
     code = main(["transcribe", "--model", str(tiny_model_dir), "--device", "cuda", "--precision", "int8", str(wav)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--precision int8 runs on the CPU only" in err, err
-    code = main(["transcribe", "--model", str(tiny_model_dir), "--reuse", "states", "--backend", "onnxruntime", str(wav)])
+    code = main(["transcribe", "--reuse", "states", "--backend", "onnxruntime", str(wav)])  # the embedded model
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--reuse states runs the encoder on torch" in err, err
 

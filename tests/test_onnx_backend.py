@@ -111,23 +111,30 @@ def test_int8_on_onnxruntime_quantises_weights_but_keep_float_layers(own_cache, 
     said.clear()
     load_model(folder, device="cpu", backend="onnxruntime", int8=True, progress=said.append)
     assert said == [] and int8_graphs[0].stat().st_mtime_ns == made  # quantised once, then cached
-    # The app's default precision: int8 where ONNX Runtime runs the model, float32 on torch.
+    # Precision "auto": int8 where ONNX Runtime runs the model, float32 on torch.
     assert load_model(folder, device="cpu", backend="auto", int8=None).precision == "int8"
     assert load_model(folder, device="cpu", backend="torch", int8=None).precision == "float32"
 
 
-def test_reused_states_pick_torch_so_the_precision_reported_is_what_ran(own_cache, tiny_whisper_model):
+def test_reused_states_pick_torch_so_the_precision_reported_is_what_ran(own_cache, tiny_whisper_model, tiny_model_dir):
     """Reused states run on torch; on the auto backend the CLI loads the model there, rather than
     exporting it to ONNX Runtime and reporting int8 weights that the states never use."""
     from asrlive.cli import _model_and_plan, build_parser
     from asrlive.onnx_backend import int8_saturates
 
-    expected = {"states": ("torch", "float32"), "front-end": ("onnxruntime", "float32" if int8_saturates() else "int8")}
-    for reuse, ran in expected.items():
+    expected = {("states", "auto"): ("torch", "float32"),
+                ("front-end", "auto"): ("onnxruntime", "float32" if int8_saturates() else "int8"),
+                ("front-end", "float32"): ("onnxruntime", "float32")}  # the defaults
+    for (reuse, precision), ran in expected.items():
         args = build_parser().parse_args(["transcribe", "--model", tiny_whisper_model.name, "--reuse", reuse,
-                                          "--precision", "auto", "x.wav"])
+                                          "--precision", precision, "--device", "cpu", "--threads", "1", "x.wav"])
         model, _ = _model_and_plan(args, ChunkSettings())
-        assert (model.backend, model.precision) == ran, reuse
+        assert (model.backend, model.precision) == ran, (reuse, precision)
+    # A wav2vec2 model has no encoder states to reuse (it falls back to the front-end cache), so
+    # it keeps ONNX Runtime.
+    args = build_parser().parse_args(["transcribe", "--model", str(tiny_model_dir), "--reuse", "states",
+                                      "--device", "cpu", "--threads", "1", "x.wav"])
+    assert _model_and_plan(args, ChunkSettings())[0].backend == "onnxruntime"
 
 
 def test_int8_weights_take_7_bits_where_the_kernels_may_saturate(own_cache, tiny_whisper_model, monkeypatch):

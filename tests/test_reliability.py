@@ -232,6 +232,12 @@ def test_journals_opened_in_the_same_second_never_share_a_file(tmp_path):
         if i % 2:
             journal.close()
     assert len({j.path for j in journals}) == len(journals)
+    # A file of the same name from another process (same pid, another container) is not reused.
+    from asrlive import journal as jmod
+
+    taken = tmp_path / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(jmod._JOURNAL_NUMBERS) + 1:04d}.jsonl"
+    taken.write_text("OTHER\n")
+    assert TranscriptJournal("next", "m", tmp_path).path != taken and taken.read_text() == "OTHER\n"
     assert sorted(p.text for p in pending_journals(tmp_path)) == sorted(f"RUN {i}" for i in range(0, 300, 2))
 
 
