@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
 from .planner import ChunkSettings
-from .model import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS, embedded_model_dir
+from .model import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 from .window_reuse import DEFAULT_REUSE, REUSE
 
 if TYPE_CHECKING:
@@ -301,7 +301,8 @@ def _reuses_whisper_states(args: argparse.Namespace) -> bool:
     (other models fall back to the front-end cache). Reads the folder's config, not the model."""
     from .whisper_ctc_folder import is_whisper_ctc
 
-    return getattr(args, "reuse", None) == "states" and is_whisper_ctc(Path(args.model) if args.model else embedded_model_dir())
+    folder = model_folder(args.model)
+    return getattr(args, "reuse", None) == "states" and folder is not None and is_whisper_ctc(folder)
 
 
 def _tell_terminal(message: str) -> None:
