@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asrlive.bench import Utterance, load_utterances, read_manifest, synthetic_utterances
 from asrlive.model import CTCModel, configure_torch_threads, load_model
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.synth import random_voice, synthesize
@@ -44,6 +45,24 @@ def run_arguments(default_minutes: float) -> argparse.Namespace:
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=1)
     return ap.parse_args()
+
+
+def add_speech_and_plan_args(ap: argparse.ArgumentParser) -> None:
+    """--data MANIFEST or --synth N (the speech) and --plan HOP/LEFT/RIGHT: what the accuracy
+    benchmarks take; ``speech`` and ``plan_settings`` read them."""
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="manifest TSV (id, path, transcript)")
+    src.add_argument("--synth", type=int, help="this many held-out synthetic utterances")
+    ap.add_argument("--plan", default="320/1000/320", help="hop/left/right in ms")
+
+
+def speech(args: argparse.Namespace, sample_rate: int) -> list[Utterance]:
+    return (synthetic_utterances(args.synth, sample_rate) if args.synth
+            else load_utterances(read_manifest(args.data), sample_rate))
+
+
+def plan_settings(args: argparse.Namespace) -> ChunkSettings:
+    return ChunkSettings(*(float(v) for v in args.plan.split("/")))
 
 
 def model_with_default_plan(args: argparse.Namespace) -> tuple[CTCModel, ChunkPlan]:

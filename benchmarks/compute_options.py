@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from asrlive.bench import load_utterances, read_manifest, synthetic_utterances
 from asrlive.decoding import DECODERS, decoder_spec, model_folder
 from asrlive.metrics import cer, wer
 from asrlive.model import configure_torch_threads, load_model
-from asrlive.planner import ChunkPlan, ChunkSettings
+from asrlive.planner import ChunkPlan
 from asrlive.transcribe import offline_samples, stream_samples
-from benchmarks.common import pct
+from benchmarks.common import add_speech_and_plan_args, pct, plan_settings, speech
 
 # (label, how the model runs, reuse); the first is the reference the ratios divide by.
 OPTIONS = [("float32, no reuse", "float32", "none"), ("float32, front end", "float32", "front-end"),
@@ -41,10 +40,7 @@ LOADS = {"float32": {}, "int8": {"int8": True}, "onnxruntime": {"backend": "onnx
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model")
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="manifest TSV (id, path, transcript)")
-    src.add_argument("--synth", type=int, help="this many held-out synthetic utterances")
-    ap.add_argument("--plan", default="320/1000/320", help="hop/left/right in ms")
+    add_speech_and_plan_args(ap)
     ap.add_argument("--decoder", default="greedy", choices=DECODERS)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--options", nargs="+", choices=[label for label, *_ in OPTIONS], metavar="LABEL",
@@ -53,14 +49,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args()
     options = [o for o in OPTIONS if o is OPTIONS[0] or not args.options or o[0] in args.options]
-    hop, left, right = (float(v) for v in args.plan.split("/"))
     configure_torch_threads(args.threads)
     models = {k: load_model(args.model, device="cpu", threads=args.threads, **kw) for k, kw in LOADS.items()
               if any(q == k for _, q, _ in options)}
     sr = models["float32"].sample_rate
-    utts = (synthetic_utterances(args.synth, sr) if args.synth
-            else load_utterances(read_manifest(args.data), sr))
-    plan = ChunkPlan.from_settings(models["float32"].geometry, ChunkSettings(hop, left, right))
+    utts = speech(args, sr)
+    plan = ChunkPlan.from_settings(models["float32"].geometry, plan_settings(args))
     audio_s = sum(len(u.audio) for u in utts) / sr
     decoder = decoder_spec(args.decoder, None, model_folder(args.model))
     hyps = {label: [] for label, *_ in options}

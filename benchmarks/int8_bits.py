@@ -9,30 +9,26 @@ lacks VNNI, so run this on one that has it). CER only: offline and streamed gree
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from asrlive import onnx_backend
-from asrlive.bench import load_utterances, read_manifest, synthetic_utterances
 from asrlive.metrics import cer
 from asrlive.model import load_model
-from asrlive.planner import ChunkPlan, ChunkSettings
+from asrlive.planner import ChunkPlan
 from asrlive.transcribe import offline_samples, stream_samples
+from benchmarks.common import add_speech_and_plan_args, plan_settings, speech
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="manifest TSV (id, path, transcript)")
-    src.add_argument("--synth", type=int, help="this many held-out synthetic utterances")
-    ap.add_argument("--plan", default="320/1000/320", help="hop/left/right in ms")
+    add_speech_and_plan_args(ap)
     args = ap.parse_args()
     models = {}
     for label, saturates in (("8-bit", False), ("7-bit", True)):
         onnx_backend.int8_saturates = lambda saturates=saturates: saturates  # which graph load_model makes
         models[label] = load_model(None, device="cpu", backend="onnxruntime", int8=True, threads=1)
     models["float32"] = load_model(None, device="cpu", backend="onnxruntime", threads=1)
-    utts = synthetic_utterances(args.synth, 16000) if args.synth else load_utterances(read_manifest(args.data), 16000)
-    plan = ChunkPlan.from_settings(models["float32"].geometry, ChunkSettings(*(float(v) for v in args.plan.split("/"))))
+    utts = speech(args, models["float32"].sample_rate)
+    plan = ChunkPlan.from_settings(models["float32"].geometry, plan_settings(args))
     refs = [u.text for u in utts]
     print(f"{len(utts)} utterances, plan {args.plan}, greedy\n| weights | offline CER | streamed CER |\n|---|---|---|")
     for label, model in models.items():
