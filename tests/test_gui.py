@@ -430,6 +430,26 @@ def test_settings_persist(qtbot, tmp_path, tiny_model_dir):
     assert w2.confidence_box.isChecked()
 
 
+def test_settings_store_only_choices_so_new_defaults_reach_old_users(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from asrlive.gui.settings import AppSettings
+    from asrlive.planner import ChunkSettings
+
+    old = QSettings(str(tmp_path / "old.ini"), QSettings.IniFormat)  # written by a version that stored every field
+    old.setValue("left_ms", 2000.0)
+    old.setValue("chunk_ms", 640.0)
+    loaded = AppSettings.load(old)
+    assert (loaded.left_ms, loaded.chunk_ms) == (ChunkSettings.left_ms, 640.0)
+    loaded.left_ms = 2000.0  # chosen now, so kept
+    loaded.save(old)
+    again = AppSettings.load(QSettings(str(tmp_path / "old.ini"), QSettings.IniFormat))
+    assert (again.left_ms, again.chunk_ms) == (2000.0, 640.0)
+    fresh = QSettings(str(tmp_path / "fresh.ini"), QSettings.IniFormat)
+    AppSettings(chunk_ms=320.0).save(fresh)
+    assert fresh.value("chunk_ms") is not None and fresh.value("left_ms") is None
+
+
 def test_presentation_mode_shows_transcript(qtbot, tmp_path, sentence_wav, tiny_model_dir):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)

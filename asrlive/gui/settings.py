@@ -9,6 +9,12 @@ from PySide6.QtCore import QByteArray, QSettings
 from ..decoding import DEFAULT_DECODER
 from ..planner import ChunkSettings
 
+# Stores written before format 2 held every field, defaults included, so a better default never
+# reached anyone who had opened the app once. Format 2 stores only what differs from the defaults;
+# in an older store, a value equal to the default of its time is read as "not chosen".
+FORMAT = 2
+FORMAT_1_DEFAULTS = {"left_ms": 2000.0}  # format-1 defaults that have changed since
+
 
 @dataclass
 class AppSettings:
@@ -28,6 +34,7 @@ class AppSettings:
     @classmethod
     def load(cls, store: QSettings) -> "AppSettings":
         out = cls()
+        old_format = store.value("settings_format") is None
         for f in fields(cls):
             raw = store.value(f.name)
             if raw is None:
@@ -41,12 +48,20 @@ class AppSettings:
                     value = str(raw)
             except (TypeError, ValueError):
                 continue  # a damaged entry falls back to the default
+            if old_format and FORMAT_1_DEFAULTS.get(f.name) == value:
+                continue
             setattr(out, f.name, value)
         return out
 
     def save(self, store: QSettings) -> None:
+        defaults = type(self)()
         for f in fields(self):
-            store.setValue(f.name, getattr(self, f.name))
+            value = getattr(self, f.name)
+            if value == getattr(defaults, f.name):
+                store.remove(f.name)
+            else:
+                store.setValue(f.name, value)
+        store.setValue("settings_format", FORMAT)
         store.sync()
 
 
