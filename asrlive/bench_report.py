@@ -66,6 +66,33 @@ def write_outputs(rows: list[Row], out: Path, title: str) -> list[Path]:
 
 
 PEER_COLOURS = ["#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+MARKER_PX = 11
+
+
+def _label_points(box, labels: list[tuple[str, str, float, float]]) -> None:
+    """Each point's plan beside it, placed so no two labels overprint (plans close in latency and
+    CER crowd one corner); a label set apart from its point gets a thin line to it."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QPointF
+
+    from .gui.label_layout import place_point_labels
+
+    texts = [pg.TextItem(plan, color=colour, anchor=(0, 0)) for plan, colour, _, _ in labels]
+    points = [box.mapViewToScene(QPointF(x, y)) for _, _, x, y in labels]
+    sizes = [(t.boundingRect().width(), t.boundingRect().height()) for t in texts]
+    frame = box.sceneBoundingRect()
+    spots = place_point_labels([(p.x(), p.y()) for p in points], sizes, MARKER_PX,
+                               (frame.left(), frame.top(), frame.right(), frame.bottom()))
+    for text, point, (w, h), (_, colour, x, y), spot in zip(texts, points, sizes, labels, spots):
+        if spot is None:
+            continue  # no room: the table has the figures
+        text.setPos(box.mapSceneToView(QPointF(*spot)))
+        box.addItem(text)
+        centre = QPointF(spot[0] + w / 2, spot[1] + h / 2)
+        if abs(centre.x() - point.x()) > w / 2 + MARKER_PX or abs(centre.y() - point.y()) > h / 2 + MARKER_PX:
+            nearest = QPointF(min(max(point.x(), spot[0]), spot[0] + w), min(max(point.y(), spot[1]), spot[1] + h))
+            end = box.mapSceneToView(nearest)
+            box.addItem(pg.PlotDataItem([x, end.x()], [y, end.y()], pen=pg.mkPen(colour, width=0.8)))
 
 
 def scatter_png(path: Path, rows: list[Row], y_key: str, y_label: str, title: str) -> None:
@@ -86,30 +113,27 @@ def scatter_png(path: Path, rows: list[Row], y_key: str, y_label: str, title: st
     item.addLegend(offset=(-10, 10))
     item.showGrid(x=True, y=True, alpha=0.25)
     scale = 100.0 if y_key == "cer" else 1.0
+    points: list[tuple[Row, str]] = []  # each plotted point with its colour
     ours = [r for r in rows if r.system.startswith("asrlive") and not math.isnan(r.latency_p50_ms)]
     if ours:
         item.plot([r.latency_p50_ms for r in ours], [getattr(r, y_key) * scale for r in ours], pen=None, symbol="o",
-                  symbolBrush="#1f77b4", symbolSize=9, name="asrlive plans")
-        for r in ours:
-            text = pg.TextItem(r.plan, color="#1f77b4", anchor=(0, 1))
-            text.setPos(r.latency_p50_ms, getattr(r, y_key) * scale)
-            item.addItem(text)
+                  symbolBrush="#1f77b4", symbolSize=MARKER_PX, name="asrlive plans")
+        points += [(r, "#1f77b4") for r in ours]
     peers: dict[str, list[Row]] = {}
     for r in rows:
         if not r.system.startswith("asrlive") and not math.isnan(r.latency_p50_ms):
             peers.setdefault(r.system, []).append(r)
     for (name, group), colour in zip(peers.items(), PEER_COLOURS):
         item.plot([r.latency_p50_ms for r in group], [getattr(r, y_key) * scale for r in group], pen=None,
-                  symbol="t", symbolBrush=colour, symbolSize=12, name=name)
-        for r in group:
-            if r.plan:
-                text = pg.TextItem(r.plan, color=colour, anchor=(0, 1))
-                text.setPos(r.latency_p50_ms, getattr(r, y_key) * scale)
-                item.addItem(text)
+                  symbol="t", symbolBrush=colour, symbolSize=MARKER_PX, name=name)
+        points += [(r, colour) for r in group]
     if y_key == "cer":
         item.setLabel("left", "CER (%)")
     plot.show()  # lays the scene out at its size, so the export frames every point
-    item.getViewBox().autoRange(padding=0.12)
+    box = item.getViewBox()
+    box.autoRange(padding=0.12)
+    QApplication.processEvents()
+    _label_points(box, [(r.plan, colour, r.latency_p50_ms, getattr(r, y_key) * scale) for r, colour in points if r.plan])
     exporter = pg.exporters.ImageExporter(item)
     exporter.parameters()["width"] = 900
     exporter.export(str(path))

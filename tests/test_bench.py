@@ -132,3 +132,27 @@ def test_bench_writes_its_plots_without_a_screen(tmp_path, tiny_model_dir):
                          env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     assert all((out / name).stat().st_size > 0 for name in ("cer-vs-latency.png", "compute-vs-latency.png", "bench.md"))
+
+
+def test_plot_labels_of_crowded_points_never_overprint():
+    """Plans close in latency and CER crowd one corner of the bench plots; each label still finds a
+    place of its own, off every marker and inside the plot."""
+    from itertools import combinations
+
+    from asrlive.gui.label_layout import place_point_labels
+
+    points = [(285.0, 400.0), (304.0, 414.0), (351.0, 406.0), (372.0, 417.0), (448.0, 413.0), (467.0, 420.0),
+              (514.0, 414.0), (530.0, 421.0), (141.0, 80.0), (600.0, 300.0)]
+    sizes = [(80.0, 22.0)] * len(points)
+    bounds = (53.0, 31.0, 899.0, 482.0)
+    spots = place_point_labels(points, sizes, 11.0, bounds)
+    assert None not in spots
+    rects = [(x, y, x + w, y + h) for (x, y), (w, h) in zip(spots, sizes)]
+    markers = [(x - 5.5, y - 5.5, x + 5.5, y + 5.5) for x, y in points]
+    apart = lambda a, b: a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]  # noqa: E731
+    assert all(apart(a, b) for a, b in combinations(rects, 2))
+    assert all(apart(r, m) for r in rects for m in markers)
+    assert all(bounds[0] <= r[0] and r[2] <= bounds[2] and bounds[1] <= r[1] and r[3] <= bounds[3] for r in rects)
+    # Each label is as near its point as the crowd allows: an uncrowded point's label touches its marker's ring.
+    (x, y), (sx, sy) = points[8], spots[8]
+    assert abs(sx - (x + 5.5)) < 6 and abs(sy + 22 - y) < 6

@@ -35,3 +35,39 @@ def pack_in_rows(centres_px: Sequence[float], widths_px: Sequence[float], rows: 
             row_end[row] = centre + width / 2
         out.append(row)
     return out
+
+
+Rect = tuple[float, float, float, float]  # left, top, right, bottom in pixels, y down
+
+
+def place_point_labels(points_px: Sequence[tuple[float, float]], sizes_px: Sequence[tuple[float, float]],
+                       marker_px: float, bounds_px: Rect, rings: int = 6) -> list[tuple[float, float] | None]:
+    """Top-left corner of each point's label (``sizes_px`` are (width, height)), the first free one
+    of eight places around the point, tried on rings half a label-height further out each time, so that
+    no label covers another label or any point's marker and all stay inside ``bounds_px``. Points
+    earlier in the list choose first. None where no place is free (that label is not drawn)."""
+    half = marker_px / 2 + GAP_PX
+    markers = [(x - half, y - half, x + half, y + half) for x, y in points_px]
+    placed: list[Rect] = []
+    out: list[tuple[float, float] | None] = []
+    for (x, y), (w, h) in zip(points_px, sizes_px):
+        spot = None
+        for ring in range(rings):
+            d = half + 2 * GAP_PX + ring * h / 2
+            for left, top in ((x + d, y - h), (x + d, y), (x - d - w, y - h), (x - d - w, y),
+                              (x - w / 2, y - d - h), (x - w / 2, y + d), (x + d, y - h / 2), (x - d - w, y - h / 2)):
+                r = (left, top, left + w, top + h)
+                inside = bounds_px[0] <= r[0] and r[2] <= bounds_px[2] and bounds_px[1] <= r[1] and r[3] <= bounds_px[3]
+                if inside and not any(_overlap(r, o) for o in placed + markers):
+                    spot = r
+                    break
+            if spot is not None:
+                break
+        if spot is not None:
+            placed.append(spot)
+        out.append(None if spot is None else spot[:2])
+    return out
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] + GAP_PX and b[0] < a[2] + GAP_PX and a[1] < b[3] + GAP_PX and b[1] < a[3] + GAP_PX
