@@ -3,12 +3,13 @@
     python models/evaluate.py [--model M] [--heldout 200] [--heldout-corpus SHARD.npz]
                               [--realspeech ../shared/realspeech] [--plans 1000/4000/500,320/4000/320]
                               [--old-model models/asrlive-tiny-en] [--pocketsphinx]
-                              [--whisper-full DIR] [--beam] [--threads 2]
+                              [--whisper-full DIR] [--ceiling-utterances 100] [--beam] [--threads 2]
 
 (a) held-out synthetic speech: ``--heldout N`` espeak-ng sentences and voice variants that
     training never sees (fixed seed); ``--heldout-corpus`` a shard of ``models/make_corpus.py``
     in the held-out split (held-out voices of the training engines, and festival, an engine
-    training never hears), by engine, offline and streamed under each ``--plans`` entry;
+    training never hears), by engine, offline and streamed under each ``--plans`` entry, and with
+    ``--whisper-full`` the ceiling on the same audio;
 (b) ``../shared/realspeech``: real human speech, reported only (never trained or tuned on): the
     model offline and streamed under each ``--plans`` entry (hop/left/right ms), and on the same
     files in the same run the older model, pocketsphinx's own English model, and full Whisper
@@ -57,8 +58,19 @@ def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> di
             "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
 
 
-def heldout_corpus(model, shard: Path, plans: list[ChunkSettings]) -> dict:
-    """Offline CER by engine on a held-out corpus shard, and streamed CER at each of ``plans``."""
+def by_engine(refs: list[str], hyps: list[str], engines: list[str]) -> dict:
+    out = {}
+    for e in sorted(set(engines)):
+        pick = [j for j, x in enumerate(engines) if x == e]
+        out[e] = {"utterances": len(pick), "cer": round(cer([refs[j] for j in pick], [hyps[j] for j in pick]), 4)}
+    return out
+
+
+def heldout_corpus(model, shard: Path, plans: list[ChunkSettings], whisper_full: Path | None,
+                   ceiling_utterances: int) -> dict:
+    """Offline CER by engine on a held-out corpus shard, streamed CER at each of ``plans``, and with
+    ``whisper_full`` the ceiling: Whisper's own decoding of the shard's first ``ceiling_utterances``
+    (the shard is in random order), beside this model's CER on the same ones."""
     d = np.load(shard)
     offsets = d["offsets"]
     refs, hyps, engines, audios = [], [], [], []
@@ -75,13 +87,16 @@ def heldout_corpus(model, shard: Path, plans: list[ChunkSettings]) -> dict:
         streamed_cer = cer(refs, [stream_samples(model, a, plan).text for a in audios])
         streamed[f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"] = {
             "cer": round(streamed_cer, 4), "relative_to_offline": round(streamed_cer / max(1e-9, offline_cer), 3)}
-    by_engine = {}
-    for e in sorted(set(engines)):
-        pick = [j for j, x in enumerate(engines) if x == e]
-        by_engine[e] = {"utterances": len(pick), "cer": round(cer([refs[j] for j in pick], [hyps[j] for j in pick]), 4)}
-    return {"shard": str(shard), "utterances": len(refs), "cer": round(cer(refs, hyps), 4),
-            "wer": round(wer(refs, hyps), 4), "by_engine": by_engine, "streamed": streamed,
-            "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
+    out = {"shard": str(shard), "utterances": len(refs), "cer": round(cer(refs, hyps), 4),
+           "wer": round(wer(refs, hyps), 4), "by_engine": by_engine(refs, hyps, engines), "streamed": streamed,
+           "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
+    if whisper_full is not None:
+        n = min(ceiling_utterances, len(audios))
+        seconds = sum(a.size for a in audios[:n]) / model.sample_rate
+        out["whisper_full"], whisper_hyps = whisper_full_scores(whisper_full, audios[:n], refs[:n], seconds)
+        out["whisper_full"] |= {"utterances": n, "this_model_cer": round(cer(refs[:n], hyps[:n]), 4),
+                                "by_engine": by_engine(refs[:n], whisper_hyps, engines[:n])}
+    return out
 
 
 def parse_plans(text: str) -> list[ChunkSettings]:
@@ -111,6 +126,19 @@ def whisper_full_hyps(folder: Path, audios: list[np.ndarray]) -> tuple[list[str]
     t0 = time.monotonic()
     hyps = [whisper.transcribe(a) for a in audios]
     return hyps, time.monotonic() - t0
+
+
+def whisper_full_scores(folder: Path, audios: list[np.ndarray], refs: list[str],
+                        seconds: float) -> tuple[dict, list[str]]:
+    """The ceiling's scores, and its normalised hypotheses."""
+    raw, t = whisper_full_hyps(folder, audios)
+    hyps = [normalise(h) for h in raw]
+    # Whisper writes numbers as numerals, which the character alphabet drops: the same measure
+    # on the files it wrote no numeral for.
+    keep = [i for i, h in enumerate(raw) if not re.search(r"\d", h)]
+    return {"model": str(folder)} | scores(refs, hyps, t, seconds) | {"without_numeral_files": {
+        "files": len(keep), "cer": round(cer([refs[i] for i in keep], [hyps[i] for i in keep]), 4),
+        "wer": round(wer([refs[i] for i in keep], [hyps[i] for i in keep]), 4)}}, hyps
 
 
 def _decoded(model, audios: list[np.ndarray], refs: list[str], seconds: float, plans: list[ChunkSettings],
@@ -155,15 +183,7 @@ def realspeech(model, folder: Path, plans: list[ChunkSettings], old_model, with_
         hyps, t = pocketsphinx_hyps(audios)
         out["pocketsphinx"] = scores(refs, hyps, t, seconds)
     if whisper_full is not None:
-        raw, t = whisper_full_hyps(whisper_full, audios)
-        hyps = [normalise(h) for h in raw]
-        out["whisper_full"] = {"model": str(whisper_full)} | scores(refs, hyps, t, seconds)
-        # Whisper writes numbers as numerals, which the character alphabet drops: the same
-        # measure on the files it wrote no numeral for.
-        keep = [i for i, h in enumerate(raw) if not re.search(r"\d", h)]
-        out["whisper_full"]["without_numeral_files"] = {
-            "files": len(keep), "cer": round(cer([refs[i] for i in keep], [hyps[i] for i in keep]), 4),
-            "wer": round(wer([refs[i] for i in keep], [hyps[i] for i in keep]), 4)}
+        out["whisper_full"], _ = whisper_full_scores(whisper_full, audios, refs, seconds)
     return out
 
 
@@ -178,7 +198,10 @@ def main() -> None:
                     help="streamed plans (realspeech and --heldout-corpus), hop/left/right ms, comma-separated")
     ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
-    ap.add_argument("--whisper-full", type=Path, help="a transformers Whisper folder (the ceiling)")
+    ap.add_argument("--whisper-full", type=Path, help="a transformers Whisper folder (the ceiling), on realspeech and --heldout-corpus")
+    # Whisper's 30 s decoding costs about 7 s per utterance on 2 threads.
+    ap.add_argument("--ceiling-utterances", type=int, default=100,
+                    help="--whisper-full on the first N utterances of --heldout-corpus")
     ap.add_argument("--beam", action="store_true",
                     help="realspeech decoded by beam search with the model's LM too, beside greedy")
     ap.add_argument("--threads", type=int, default=2)
@@ -189,7 +212,8 @@ def main() -> None:
     if args.heldout:
         record["heldout_synthetic_espeak"] = synthetic(model, args.heldout)
     if args.heldout_corpus:
-        record["heldout_synthetic_engines"] = heldout_corpus(model, args.heldout_corpus, parse_plans(args.plans))
+        record["heldout_synthetic_engines"] = heldout_corpus(model, args.heldout_corpus, parse_plans(args.plans),
+                                                            args.whisper_full, args.ceiling_utterances)
     if args.realspeech:
         old = load_model(args.old_model, device="cpu") if args.old_model else None
         folder = Path(args.model) if args.model else embedded_model_dir()
