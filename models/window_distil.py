@@ -3,8 +3,8 @@ it reads whole utterances.
 
     python models/window_distil.py cache --corpus CORPUS --encoder ENCODER --feats WFEATS \
         --shards train-0000,...  [--plan random|HOP/LEFT/RIGHT] [--layer 6]
-    python models/window_distil.py train --feats FEATS --window-feats WFEATS --teacher RUN/best.pt \
-        --run RUN-W [--steps 1500]
+    python models/window_distil.py train --feats FEATS --window-feats WFEATS \
+        --teacher RUN/best.pt|MODEL_FOLDER --run RUN-W [--steps 1500]
 
 The encoder is frozen and sees only the window when streaming, so a window's frames differ from
 the same frames computed with the whole utterance around them; a head trained on whole
@@ -49,9 +49,9 @@ GEOMETRY = Geometry(CONV_KERNEL, CONV_STRIDE)
 # The app's default plan and the short-hop plan the issues measure; held-out windows are cached
 # at both, and a quarter of training utterances each. The other half draw a plan from the grid
 # below, so the head also serves the plans users tune to.
-REFERENCE_PLANS = {"default": (1000, 2000, 500), "hop320": (320, 1000, 320)}
+REFERENCE_PLANS = {"default": (1000, 4000, 500), "hop320": (320, 4000, 320)}
 RANDOM_HOPS_MS = (160, 320, 640, 1000)
-RANDOM_LEFTS_MS = (640, 1000, 2000)
+RANDOM_LEFTS_MS = (1000, 2000, 4000)
 RANDOM_RIGHTS_MS = (0, 160, 320, 500, 640)
 # KL weights of a window's frames: committed frames are the output; right-context frames are
 # only shown as tentative text and recomputed by the next window.
@@ -189,20 +189,32 @@ def evaluate(head: CTCHead, wins: Windows, utts: Features) -> dict:
 
 # --- train ------------------------------------------------------------------------------------
 
+def load_teacher(path: Path) -> tuple[dict, dict, int]:
+    """(head weights, head.json-style meta, step) of a ``train_whisper_ctc.py`` checkpoint
+    (RUN/best.pt) or of an exported model folder, so a shipped head can be distilled again."""
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        config = json.loads((path / "config.json").read_text())
+        meta = {"head": config["head"], "encoder": json.loads((path / "encoder.json").read_text())}
+        return load_file(str(path / "head.safetensors")), meta, config["trained"]["step"]
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    return ck["head"], json.loads((path.parent / "head.json").read_text()), ck["step"]
+
+
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    ck = torch.load(args.teacher, map_location="cpu", weights_only=False)
-    meta = json.loads((args.teacher.parent / "head.json").read_text())
+    weights, meta, teacher_step = load_teacher(args.teacher)
     shape = HeadShape(**meta["head"])
     d_in = meta["encoder"]["encoder"]["d_model"]
     teacher = CTCHead(d_in, shape).eval()
-    teacher.load_state_dict(ck["head"])
+    teacher.load_state_dict(weights)
     head = CTCHead(d_in, shape)
-    head.load_state_dict(ck["head"])
+    head.load_state_dict(weights)
     args.run.mkdir(parents=True, exist_ok=True)
     (args.run / "head.json").write_text(json.dumps(meta | {"distilled_from": str(args.teacher),
-                                                          "distilled_from_step": ck["step"],
+                                                          "distilled_from_step": teacher_step,
                                                           "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
     opt = new_optimizer(head, args.lr)
     step, best, log = resume(args.run, head, opt, "score")
@@ -287,7 +299,7 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("--feats", type=Path, required=True, help="whole-utterance features (train_whisper_ctc.py cache)")
     t.add_argument("--window-feats", type=Path, required=True)
-    t.add_argument("--teacher", type=Path, required=True, help="a RUN/best.pt of train_whisper_ctc.py")
+    t.add_argument("--teacher", type=Path, required=True, help="a RUN/best.pt of train_whisper_ctc.py, or an exported model folder")
     t.add_argument("--run", type=Path, required=True)
     add_schedule_args(t, lr=5e-4, warmup=100, steps=1500, decay_steps=500, batch_frames=6000)
     args = ap.parse_args()

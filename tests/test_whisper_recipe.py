@@ -196,7 +196,7 @@ def test_the_whisper_model_in_the_repository_loads_and_streams_frame_exact(spoke
 def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
     """The window cache holds, for every utterance, the planner's windows (each frame committed
     once) with the encoder's output on exactly that window's samples; distillation from a trained
-    head runs, resumes and exports a folder that loads."""
+    head runs, resumes and exports a folder that loads, and that folder can teach a new run."""
     import json
 
     import torch
@@ -211,7 +211,7 @@ def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
     steps = [ctc + ["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "2", "--feats", feats],
              ctc + ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
                     "--head-dim", "32", "--steps", "2", "--eval-every", "2", "--threads", "1"]]
-    for plan in ("1000/2000/500", "320/1000/320"):
+    for plan in ("1000/4000/500", "320/4000/320"):
         steps.append(distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
                                "--shards", "heldout-0000", "--plan", plan, "--layer", "2"])
     steps += [distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
@@ -223,8 +223,8 @@ def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
         done = subprocess.run([str(a) for a in cmd], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
     d = np.load(corpus / "heldout-0000.npz")
-    meta = json.loads((wfeats / "heldout-0000.320-1000-320.json").read_text())
-    cached = np.load(wfeats / "heldout-0000.320-1000-320.L2.npy")
+    meta = json.loads((wfeats / "heldout-0000.320-4000-320.json").read_text())
+    cached = np.load(wfeats / "heldout-0000.320-4000-320.L2.npy")
     model, _ = load_whisper_ctc(encoder)
     start = 0
     for u in range(2):
@@ -243,3 +243,9 @@ def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
     done = subprocess.run([str(a) for a in steps[-2][:-6]] + ["--steps", "3", "--eval-every", "1", "--threads", "1"],
                           capture_output=True, text=True, timeout=300)
     assert "resumed at step 2" in done.stdout, done.stdout + done.stderr
+    again = tmp_path / "again"
+    done = subprocess.run([str(a) for a in steps[-2][:-10]] + ["--teacher", out, "--run", again, "--steps", "1",
+                                                              "--eval-every", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((again / "head.json").read_text())["distilled_from_step"] == config["trained"]["step"]
