@@ -249,3 +249,25 @@ def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((again / "head.json").read_text())["distilled_from_step"] == config["trained"]["step"]
+
+
+def test_position_probe_streams_as_the_app_does(spoken_sentence):
+    """The probe's window-position streaming is the app's own (same text as the worker's path), and
+    stream positions change nothing where every window starts at the stream's start."""
+    from asrlive.model import load_model
+    from asrlive.planner import ChunkPlan, ChunkSettings
+    from asrlive.transcribe import stream_samples
+    from asrlive.decoding import GREEDY
+    from asrlive.whisper_ctc import load_whisper_ctc
+    from position_probe import stream_text
+
+    folder = MODELS / "asrlive-whisper-base-ctc"
+    model = load_model(folder, device="cpu")
+    net, _ = load_whisper_ctc(folder)
+    audio, _ = spoken_sentence
+    short = ChunkPlan.from_settings(model.geometry, ChunkSettings(320, 640, 320))
+    app = stream_samples(model, audio, short, decoder=GREEDY).text
+    assert stream_text(net, model.geometry, audio, short, stream_positions=False) == app
+    whole = ChunkPlan.from_settings(model.geometry, ChunkSettings(320, 60000, 320))
+    assert (stream_text(net, model.geometry, audio, whole, stream_positions=True)
+            == stream_text(net, model.geometry, audio, whole, stream_positions=False))
