@@ -1,11 +1,13 @@
-"""Where text labels go so that no two overprint: the heatmap's row labels and the greedy path's
-letters. Pure geometry in pixels; the views measure the text and place the items."""
+"""Where text labels go so that no two overprint: the heatmap's row labels, the greedy path's
+letters and the bench plots' point labels. Pure geometry in pixels; the views measure the text
+and place the items."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 GAP_PX = 1.0  # clear space between two labels' glyphs, so neighbours read as separate
+POINT_LABEL_RINGS = 6  # how far out a point's label may move: 3 label-heights past the nearest ring
 
 
 def pick_row_labels(extents_px: Sequence[tuple[float, float]], row_px: float, order: Sequence[int]) -> list[int]:
@@ -41,7 +43,7 @@ Rect = tuple[float, float, float, float]  # left, top, right, bottom in pixels, 
 
 
 def place_point_labels(points_px: Sequence[tuple[float, float]], sizes_px: Sequence[tuple[float, float]],
-                       marker_px: float, bounds_px: Rect, rings: int = 6) -> list[tuple[float, float] | None]:
+                       marker_px: float, bounds_px: Rect) -> list[tuple[float, float] | None]:
     """Top-left corner of each point's label (``sizes_px`` are (width, height)), the first free one
     of eight places around the point, tried on rings half a label-height further out each time, so that
     no label covers another label or any point's marker and all stay inside ``bounds_px``. Points
@@ -52,7 +54,7 @@ def place_point_labels(points_px: Sequence[tuple[float, float]], sizes_px: Seque
     out: list[tuple[float, float] | None] = []
     for (x, y), (w, h) in zip(points_px, sizes_px):
         spot = None
-        for ring in range(rings):
+        for ring in range(POINT_LABEL_RINGS):
             d = half + 2 * GAP_PX + ring * h / 2
             for left, top in ((x + d, y - h), (x + d, y), (x - d - w, y - h), (x - d - w, y),
                               (x - w / 2, y - d - h), (x - w / 2, y + d), (x + d, y - h / 2), (x - d - w, y - h / 2)):
