@@ -130,10 +130,16 @@ def scatter_png(path: Path, rows: list[Row], y_key: str, y_label: str, title: st
     if y_key == "cer":
         item.setLabel("left", "CER (%)")
     plot.show()  # lays the scene out at its size, so the export frames every point
+    QApplication.processEvents()
+    # A long title makes the plot wider than the widget, which would clip the view's right edge
+    # (and the legend anchored there): the widget grows to the plot, the export scales it back.
+    if item.size().width() > plot.width():
+        plot.resize(math.ceil(item.size().width()), plot.height())
+        QApplication.processEvents()
     box = item.getViewBox()
     box.autoRange(padding=0.12)
     QApplication.processEvents()
     _label_points(box, [(r.plan, colour, r.latency_p50_ms, getattr(r, y_key) * scale) for r, colour in points if r.plan])
     exporter = pg.exporters.ImageExporter(item)
-    exporter.parameters()["width"] = 900
+    exporter.parameters()["width"] = plot.width()
     exporter.export(str(path))

@@ -156,3 +156,22 @@ def test_plot_labels_of_crowded_points_never_overprint():
     # Each label is as near its point as the crowd allows: an uncrowded point's label touches its marker's ring.
     (x, y), (sx, sy) = points[8], spots[8]
     assert abs(sx - (x + 5.5)) < 6 and abs(sy + 22 - y) < 6
+
+
+def test_a_long_title_widens_the_plot_instead_of_clipping_its_legend(tmp_path):
+    """A long data description made the plot wider than its widget and the export cut the legend
+    off at the right edge; the image now holds the whole plot, with a margin right of the legend."""
+    from PySide6.QtGui import QImage
+
+    from asrlive.bench import Row
+    from asrlive.bench_report import scatter_png
+
+    rows = [Row("asrlive (greedy)", "320/4000/320", 0.13, 0.4, 640, 550, 700, 100, 130, 290, 0.3),
+            Row("offline (whole utterance, greedy)", "", 0.11, 0.37, None, 1960, 2500, 40, 60, 28, 0.03)]
+    path = tmp_path / "plot.png"
+    scatter_png(path, rows, "compute_ms_per_audio_s", "compute ms per audio second", "a title " * 30)
+    image = QImage(str(path))
+    assert image.width() > 900
+    margin = [image.pixelColor(x, y).lightness() for x in range(image.width() - 6, image.width())
+              for y in range(20, 140)]
+    assert min(margin) > 200  # background and faint grid lines: no text runs into the edge
