@@ -12,7 +12,8 @@ positions are cut to the window, as whisper.cpp's ``audio_ctx`` does.
 
 A model folder holds ``config.json`` (``model_type`` ``asrlive-whisper-ctc``), ``encoder.safetensors``
 (the frozen pretrained encoder and mel filters; never changes between retrains),
-``head.safetensors`` (the trained CTC head) and ``vocab.json``.
+``head.safetensors`` (the trained CTC head, and the encoder's top layers where training adapted
+them, named ``encoder.<tensor>``: they replace those of ``encoder.safetensors``) and ``vocab.json``.
 """
 
 from __future__ import annotations
@@ -326,7 +327,11 @@ def load_whisper_ctc(folder: Path) -> tuple[WhisperCTC, dict]:
     enc_shape, head_shape = shapes(config)
     encoder_state = read_encoder(folder / "encoder.safetensors")
     model = WhisperCTC(enc_shape, head_shape, encoder_state["feature_extractor.mel.filters"], float(config["mel_floor"]))
+    trained = {k: v.float() for k, v in load_file(folder / "head.safetensors").items()}
+    adapted = {k for k in trained if k.startswith("encoder.")}
+    if adapted - {f"encoder.{k}" for k in encoder_state}:
+        raise ValueError(f"head.safetensors adapts encoder tensors the encoder lacks: {sorted(adapted)[:3]}")
     state = {f"encoder.{k}": v for k, v in encoder_state.items()}
-    state.update({f"head.{k}": v.float() for k, v in load_file(folder / "head.safetensors").items()})
+    state.update({k if k in adapted else f"head.{k}": v for k, v in trained.items()})
     model.load_state_dict(state, strict=True)
     return model.eval(), config

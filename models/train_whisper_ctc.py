@@ -283,7 +283,10 @@ def export(args) -> None:
     if enc_meta["encoder"] != meta["encoder"]["encoder"]:
         raise SystemExit(f"{args.encoder} is not the encoder this head was trained on")
     args.out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in best["head"].items()}, str(args.out / "head.safetensors"))
+    # Encoder layers a window-distillation run adapted ship beside the head, in float16 as the
+    # encoder's own weights are, so encoder.safetensors stays the unchanged pretrained file.
+    adapted = {f"encoder.{k}": v.half() for k, v in best.get("encoder_top", {}).items()}
+    save_file({k: v.contiguous() for k, v in (best["head"] | adapted).items()}, str(args.out / "head.safetensors"))
     for name in ("encoder.safetensors", "encoder.json", "LICENSE-whisper.txt"):
         shutil.copy(args.encoder / name, args.out / name)
     (args.out / "vocab.json").write_text(json.dumps(CHAR_VOCAB, indent=1) + "\n")

@@ -4,7 +4,7 @@ it reads whole utterances.
     python models/window_distil.py cache --corpus CORPUS --encoder ENCODER --feats WFEATS \
         --shards train-0000,...  [--plan random|HOP/LEFT/RIGHT] [--layer 6]
     python models/window_distil.py train --feats FEATS --window-feats WFEATS \
-        --teacher RUN/best.pt|MODEL_FOLDER --run RUN-W [--steps 1500]
+        --teacher RUN/best.pt|MODEL_FOLDER --run RUN-W [--steps 1500] [--adapt-layers N --encoder ENCODER]
 
 The encoder is frozen and sees only the window when streaming, so a window's frames differ from
 the same frames computed with the whole utterance around them; a head trained on whole
@@ -18,11 +18,17 @@ the teacher's output. No transcript has to be split at window edges: the teacher
 posteriors already say what each frame holds. Checkpoints are chosen by greedy CER on the held-out
 shard streamed at the two reference plans and offline (their mean); ``train`` resumes from
 ``RUN/last.pt`` and writes ``RUN/best.pt``, which ``train_whisper_ctc.py export`` exports.
+
+A head alone cannot undo what the encoder lost by seeing only the window. ``--adapt-layers N``
+also trains copies of the encoder's top N layers (and its final LayerNorm): the windows and whole
+utterances are then cached at layer read_layer − N, the teacher still reads layer read_layer of
+the unchanged encoder, and the export ships the adapted layers beside the head.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import sys
@@ -39,7 +45,7 @@ sys.path.insert(0, str(ROOT / "models"))
 from asrlive.geometry import Geometry  # noqa: E402
 from asrlive.metrics import cer  # noqa: E402
 from asrlive.planner import ChunkPlan, ChunkSettings  # noqa: E402
-from asrlive.whisper_ctc import CONV_KERNEL, CONV_STRIDE, CTCHead, HeadShape  # noqa: E402
+from asrlive.whisper_ctc import CONV_KERNEL, CONV_STRIDE, CTCHead, HeadShape, WhisperEncoder  # noqa: E402
 from train_whisper_ctc import (  # noqa: E402
     Features, add_schedule_args, greedy, learning_rate, length_batches, load_encoder, new_optimizer,
     optimizer_step, resume, save_checkpoint,
@@ -145,7 +151,7 @@ def teacher_posteriors(teacher: CTCHead, data: Features) -> list[np.ndarray]:
     return out
 
 
-def streamed_cer(head: CTCHead, wins: Windows, utts: Features, plan: tuple[int, int, int]) -> float:
+def streamed_cer(head: torch.nn.Module, wins: Windows, utts: Features, plan: tuple[int, int, int]) -> float:
     """Greedy CER of the held-out utterances streamed at ``plan``: each window's committed frames,
     concatenated, exactly what the worker keeps."""
     chosen = [w for w in wins.items if w[4] == plan]
@@ -167,7 +173,7 @@ def streamed_cer(head: CTCHead, wins: Windows, utts: Features, plan: tuple[int, 
     return cer(refs, hyps)
 
 
-def offline_cer(head: CTCHead, utts: Features) -> float:
+def offline_cer(head: torch.nn.Module, utts: Features) -> float:
     hyps = []
     with torch.inference_mode():
         for start in range(0, len(utts.items), 64):
@@ -178,7 +184,7 @@ def offline_cer(head: CTCHead, utts: Features) -> float:
     return cer([it[2] for it in utts.items], hyps)
 
 
-def evaluate(head: CTCHead, wins: Windows, utts: Features) -> dict:
+def evaluate(head: torch.nn.Module, wins: Windows, utts: Features) -> dict:
     head.eval()
     out = {name: round(streamed_cer(head, wins, utts, ms), 4) for name, ms in REFERENCE_PLANS.items()}
     out["offline"] = round(offline_cer(head, utts), 4)
@@ -189,6 +195,36 @@ def evaluate(head: CTCHead, wins: Windows, utts: Features) -> dict:
 
 # --- train ------------------------------------------------------------------------------------
 
+class Student(torch.nn.Module):
+    """The head, behind the encoder's top ``adapt`` layers (copies, trained with it) when it reads
+    an earlier layer's cached output; with ``adapt`` 0, the head alone."""
+
+    def __init__(self, head: CTCHead, encoder: WhisperEncoder | None, adapt: int):
+        super().__init__()
+        self.head = head
+        self.blocks = torch.nn.ModuleList(copy.deepcopy(encoder.blocks[len(encoder.blocks) - adapt:]) if adapt else [])
+        self.ln_post = copy.deepcopy(encoder.ln_post) if adapt else None
+        self.head_layer_offset = len(encoder.blocks) - adapt if adapt else 0
+
+    def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, key_padding)
+        if self.ln_post is not None:
+            x = self.ln_post(x)
+        return self.head(x, key_padding)
+
+    def weights(self) -> dict:
+        """best.pt's record: the head's weights as ``head`` (what ``train_whisper_ctc.py export``
+        ships), and the adapted encoder layers, named as in the encoder, as ``encoder_top``."""
+        top = {}
+        first = self.head_layer_offset
+        for n, block in enumerate(self.blocks):
+            top |= {f"blocks.{first + n}.{k}": v for k, v in block.state_dict().items()}
+        if self.ln_post is not None:
+            top |= {f"ln_post.{k}": v for k, v in self.ln_post.state_dict().items()}
+        return {"head": self.head.state_dict(), "encoder_top": top}
+
+
 def load_teacher(path: Path) -> tuple[dict, dict, int]:
     """(head weights, head.json-style meta, step) of a ``train_whisper_ctc.py`` checkpoint
     (RUN/best.pt) or of an exported model folder, so a shipped head can be distilled again."""
@@ -197,7 +233,10 @@ def load_teacher(path: Path) -> tuple[dict, dict, int]:
 
         config = json.loads((path / "config.json").read_text())
         meta = {"head": config["head"], "encoder": json.loads((path / "encoder.json").read_text())}
-        return load_file(str(path / "head.safetensors")), meta, config["trained"]["step"]
+        weights = load_file(str(path / "head.safetensors"))
+        if any(k.startswith("encoder.") for k in weights):
+            raise SystemExit(f"{path} adapts encoder layers: a teacher reads the unchanged encoder's cached outputs")
+        return weights, meta, config["trained"]["step"]
     ck = torch.load(path, map_location="cpu", weights_only=False)
     return ck["head"], json.loads((path.parent / "head.json").read_text()), ck["step"]
 
@@ -212,35 +251,40 @@ def train(args) -> None:
     teacher.load_state_dict(weights)
     head = CTCHead(d_in, shape)
     head.load_state_dict(weights)
+    # Adapting the encoder's top layers: the student reads an earlier layer's cached output.
+    if args.adapt_layers and args.encoder is None:
+        raise SystemExit("--adapt-layers needs --encoder")
+    read = shape.read_layer - args.adapt_layers
+    student = Student(head, load_encoder(args.encoder)[0] if args.adapt_layers else None, args.adapt_layers)
     args.run.mkdir(parents=True, exist_ok=True)
     (args.run / "head.json").write_text(json.dumps(meta | {"distilled_from": str(args.teacher),
                                                           "distilled_from_step": teacher_step,
                                                           "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
-    opt = new_optimizer(head, args.lr)
-    step, best, log = resume(args.run, head, opt, "score")
+    opt = new_optimizer(student, args.lr)
+    step, best, log = resume(args.run, student, opt, "score")
 
     train_stems = sorted(p.stem for p in args.window_feats.glob("train-*.json"))
     shards = sorted({s.split(".")[0] for s in train_stems})
-    utts = {s: Features(args.feats, s, shape.read_layer) for s in shards}
-    targets = {s: teacher_posteriors(teacher, utts[s]) for s in shards}
-    wins = Windows(args.window_feats, train_stems, shape.read_layer)
+    targets = {s: teacher_posteriors(teacher, Features(args.feats, s, shape.read_layer)) for s in shards}
+    utts = {s: Features(args.feats, s, read) for s in shards}
+    wins = Windows(args.window_feats, train_stems, read)
     # One item list: every window, and every whole utterance as a window of its own (offline).
     items = [(w[2], targets[w[0]][w[1]], w[3]) for w in wins.items]
     for s in shards:
         for u, it in enumerate(utts[s].items):
             n = len(it[0])
             items.append((it[0], targets[s][u], (0, 0, n, n)))
-    dev_utts = Features(args.feats, "heldout-*", shape.read_layer)
+    dev_utts = Features(args.feats, "heldout-*", read)
     dev_wins = Windows(args.window_feats, [f"heldout-0000.{'-'.join(map(str, ms))}" for ms in REFERENCE_PLANS.values()],
-                       shape.read_layer)
+                       read)
     print(f"{len(wins.items)} training windows and {len(items) - len(wins.items)} whole utterances; "
           f"{len(dev_utts.items)} held out", flush=True)
     if step == 0 and not log:
-        ev = evaluate(head, dev_wins, dev_utts)
+        ev = evaluate(student, dev_wins, dev_utts)
         log.append({"step": 0, **ev})
         print(json.dumps(log[-1]), flush=True)
         best = ev["score"]
-        torch.save({"head": head.state_dict(), "step": 0, "dev": ev}, args.run / "best.pt")
+        torch.save({**student.weights(), "step": 0, "dev": ev}, args.run / "best.pt")
 
     rng = random.Random(args.seed + step)
     lengths = [len(it[0]) for it in items]
@@ -265,23 +309,23 @@ def train(args) -> None:
                 weight[j, c1 - first:n] = RIGHT_CONTEXT_WEIGHT
             if args.feature_dropout:
                 x = F.dropout(x, args.feature_dropout)
-            logp = torch.log_softmax(head(x, pad).float(), -1)
+            logp = torch.log_softmax(student(x, pad).float(), -1)
             kl = (target.exp() * (target - logp)).sum(-1)
             loss = (kl * weight).sum() / weight.sum()
-            optimizer_step(args, head, opt, loss, step)
+            optimizer_step(args, student, opt, loss, step)
             step += 1
             losses.append(loss.item())
             if step % args.eval_every == 0 or step == args.steps:
-                ev = evaluate(head, dev_wins, dev_utts)
+                ev = evaluate(student, dev_wins, dev_utts)
                 log.append({"step": step, "kl": round(float(np.mean(losses)), 4), **ev, "lr": learning_rate(args, step),
                             "s_per_step": round((time.time() - t0) / len(losses), 3)})
                 print(json.dumps(log[-1]), flush=True)
                 losses, t0 = [], time.time()
                 if ev["score"] < best:
                     best = ev["score"]
-                    torch.save({"head": head.state_dict(), "step": step, "dev": ev}, args.run / "best.pt")
-                save_checkpoint(args.run, head, opt, step, best, log)
-    save_checkpoint(args.run, head, opt, step, best, log)
+                    torch.save({**student.weights(), "step": step, "dev": ev}, args.run / "best.pt")
+                save_checkpoint(args.run, student, opt, step, best, log)
+    save_checkpoint(args.run, student, opt, step, best, log)
     print(f"stopped at step {step}; best held-out score {best}", flush=True)
 
 
@@ -302,6 +346,9 @@ def main() -> None:
     t.add_argument("--teacher", type=Path, required=True, help="a RUN/best.pt of train_whisper_ctc.py, or an exported model folder")
     t.add_argument("--run", type=Path, required=True)
     add_schedule_args(t, lr=5e-4, warmup=100, steps=1500, decay_steps=500, batch_frames=6000)
+    t.add_argument("--adapt-layers", type=int, default=0,
+                   help="also train copies of the encoder's top N layers (needs layer read_layer - N cached)")
+    t.add_argument("--encoder", type=Path, help="the encoder folder whose top layers --adapt-layers trains")
     args = ap.parse_args()
     if args.cmd == "cache":
         torch.set_num_threads(args.threads)

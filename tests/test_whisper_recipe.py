@@ -103,7 +103,7 @@ def test_cache_train_export_round_trip(tmp_path):
     np.testing.assert_allclose(model.log_probs(x.numpy()), from_cache, atol=2e-2)
 
 
-@pytest.mark.parametrize("damage", ["no head", "extra tensor", "bad vocab", "bad config"])
+@pytest.mark.parametrize("damage", ["no head", "extra tensor", "adapts a missing layer", "bad vocab", "bad config"])
 def test_broken_whisper_ctc_folders_fail_in_one_line(tmp_path, damage):
     import json
     import shutil
@@ -119,6 +119,9 @@ def test_broken_whisper_ctc_folders_fail_in_one_line(tmp_path, damage):
     elif damage == "extra tensor":
         state = load_file(folder / "head.safetensors")
         save_file({**state, "stray": state["lm_head.bias"].clone()}, str(folder / "head.safetensors"))
+    elif damage == "adapts a missing layer":
+        state = load_file(folder / "head.safetensors")
+        save_file({**state, "encoder.blocks.9.q.bias": state["lm_head.bias"].clone()}, str(folder / "head.safetensors"))
     elif damage == "bad vocab":
         (folder / "vocab.json").write_text(json.dumps({"<pad>": 0, "A": 1}))
     else:
@@ -271,3 +274,52 @@ def test_position_probe_streams_as_the_app_does(spoken_sentence):
     whole = ChunkPlan.from_settings(model.geometry, ChunkSettings(320, 60000, 320))
     assert (stream_text(net, model.geometry, audio, whole, stream_positions=True)
             == stream_text(net, model.geometry, audio, whole, stream_positions=False))
+
+
+def test_window_distillation_adapting_the_encoders_top_layer_exports_a_model_that_uses_it(tmp_path):
+    """With ``--adapt-layers 1`` the student reads the layer below the head's and trains the top
+    layer with the head; the exported folder carries that layer and the loaded model computes,
+    from audio, what the student computes from the cached features."""
+    import torch
+
+    from asrlive.model import load_model
+    from asrlive.whisper_ctc import load_whisper_ctc
+
+    corpus, encoder = tiny_corpus_and_encoder(tmp_path)
+    feats, wfeats, run, student, out = (tmp_path / n for n in ("feats", "wfeats", "run", "student", "model"))
+    ctc = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
+    distil = [sys.executable, str(MODELS / "window_distil.py")]
+    steps = [ctc + ["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "1,2", "--feats", feats],
+             ctc + ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
+                    "--head-dim", "32", "--steps", "2", "--eval-every", "2", "--threads", "1"]]
+    for plan in ("1000/4000/500", "320/4000/320", "random"):
+        steps.append(distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
+                               "--shards", "heldout-0000" if plan != "random" else "train-0000", "--plan", plan,
+                               "--layer", "1"])
+    steps += [distil + ["train", "--feats", feats, "--window-feats", wfeats, "--teacher", run / "best.pt",
+                        "--run", student, "--adapt-layers", "1", "--encoder", encoder, "--lr", "1e-2",
+                        "--steps", "3", "--eval-every", "1", "--threads", "1"],
+              ctc + ["export", "--run", student, "--encoder", encoder, "--out", out]]
+    for cmd in steps:
+        done = subprocess.run([str(a) for a in cmd], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    original, _ = load_whisper_ctc(encoder)
+    adapted, config = load_whisper_ctc(out)
+    assert not torch.equal(original.encoder.blocks[1].fc1.weight, adapted.encoder.blocks[1].fc1.weight)
+    assert torch.equal(original.encoder.blocks[0].fc1.weight, adapted.encoder.blocks[0].fc1.weight)
+    best = torch.load(student / "best.pt", weights_only=False)
+    assert set(best["encoder_top"]) == {k for k in original.encoder.state_dict() if k.startswith(("blocks.1.", "ln_post."))}
+    d = np.load(corpus / "heldout-0000.npz")
+    x = d["audio"][: d["offsets"][1]].astype(np.float32) / 32767
+    layer1 = torch.from_numpy(np.load(feats / "heldout-0000.L1.npy")[: (len(x) - 1040) // 320 + 1].astype(np.float32))
+    sys.path.insert(0, str(MODELS))
+    from window_distil import Student  # noqa: E402
+
+    from asrlive.whisper_ctc import CTCHead, HeadShape
+
+    twin = Student(CTCHead(original.encoder.shape.d_model, HeadShape(**config["head"])), original.encoder, 1)
+    twin.load_state_dict({**{f"head.{k}": v for k, v in best["head"].items()},
+                          **{k.replace("blocks.1.", "blocks.0."): v for k, v in best["encoder_top"].items()}})
+    with torch.inference_mode():
+        from_cache = twin(layer1[None]).log_softmax(-1)[0].numpy()
+    np.testing.assert_allclose(load_model(out, device="cpu").log_probs(x), from_cache, atol=3e-2)
