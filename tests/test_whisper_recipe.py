@@ -69,6 +69,18 @@ def tiny_corpus_and_encoder(tmp_path):
     return corpus, encoder
 
 
+RECIPE_CTC = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
+RECIPE_DISTIL = [sys.executable, str(MODELS / "window_distil.py")]
+
+
+def stage_one_steps(corpus, encoder, feats, run, layers: str) -> list[list]:
+    """Commands caching ``layers`` of the tiny corpus and training a stage-1 head on layer 2: the
+    teacher the window-distillation tests start from."""
+    return [RECIPE_CTC + ["cache", "--corpus", corpus, "--encoder", encoder, "--layers", layers, "--feats", feats],
+            RECIPE_CTC + ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
+                          "--head-dim", "32", "--steps", "2", "--eval-every", "2", "--threads", "1"]]
+
+
 @pytest.mark.skipif(not voices.have_engine("espeak"), reason="espeak-ng missing")
 def test_cache_train_export_round_trip(tmp_path):
     """Two tiny shards through the recipe's three steps, on a tiny random encoder: the exported
@@ -209,11 +221,8 @@ def test_window_distillation_caches_planner_windows_and_exports(tmp_path):
 
     corpus, encoder = tiny_corpus_and_encoder(tmp_path)
     feats, wfeats, run, student, out = (tmp_path / n for n in ("feats", "wfeats", "run", "student", "model"))
-    ctc = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
-    distil = [sys.executable, str(MODELS / "window_distil.py")]
-    steps = [ctc + ["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "2", "--feats", feats],
-             ctc + ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
-                    "--head-dim", "32", "--steps", "2", "--eval-every", "2", "--threads", "1"]]
+    ctc, distil = RECIPE_CTC, RECIPE_DISTIL
+    steps = stage_one_steps(corpus, encoder, feats, run, "2")
     for plan in ("1000/4000/500", "320/4000/320"):
         steps.append(distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
                                "--shards", "heldout-0000", "--plan", plan, "--layer", "2"])
@@ -287,11 +296,8 @@ def test_window_distillation_adapting_the_encoders_top_layer_exports_a_model_tha
 
     corpus, encoder = tiny_corpus_and_encoder(tmp_path)
     feats, wfeats, run, student, out = (tmp_path / n for n in ("feats", "wfeats", "run", "student", "model"))
-    ctc = [sys.executable, str(MODELS / "train_whisper_ctc.py")]
-    distil = [sys.executable, str(MODELS / "window_distil.py")]
-    steps = [ctc + ["cache", "--corpus", corpus, "--encoder", encoder, "--layers", "1,2", "--feats", feats],
-             ctc + ["train", "--feats", feats, "--run", run, "--read-layer", "2", "--head-layers", "1",
-                    "--head-dim", "32", "--steps", "2", "--eval-every", "2", "--threads", "1"]]
+    ctc, distil = RECIPE_CTC, RECIPE_DISTIL
+    steps = stage_one_steps(corpus, encoder, feats, run, "1,2")
     for plan in ("1000/4000/500", "320/4000/320", "random"):
         steps.append(distil + ["cache", "--corpus", corpus, "--encoder", encoder, "--feats", wfeats,
                                "--shards", "heldout-0000" if plan != "random" else "train-0000", "--plan", plan,
