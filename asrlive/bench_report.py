@@ -132,7 +132,7 @@ def scatter_png(path: Path, rows: list[Row], y_key: str, y_label: str, title: st
     plot.show()  # lays the scene out at its size, so the export frames every point
     QApplication.processEvents()
     # A long title makes the plot wider than the widget, which would clip the view's right edge
-    # (and the legend anchored there): the widget grows to the plot, the export scales it back.
+    # (and the legend anchored there): the widget grows to the plot, and the PNG takes its width.
     if item.size().width() > plot.width():
         plot.resize(math.ceil(item.size().width()), plot.height())
         QApplication.processEvents()

@@ -327,11 +327,11 @@ def load_whisper_ctc(folder: Path) -> tuple[WhisperCTC, dict]:
     enc_shape, head_shape = shapes(config)
     encoder_state = read_encoder(folder / "encoder.safetensors")
     model = WhisperCTC(enc_shape, head_shape, encoder_state["feature_extractor.mel.filters"], float(config["mel_floor"]))
+    state = {f"encoder.{k}": v for k, v in encoder_state.items()}
     trained = {k: v.float() for k, v in load_file(folder / "head.safetensors").items()}
     adapted = {k for k in trained if k.startswith("encoder.")}
-    if adapted - {f"encoder.{k}" for k in encoder_state}:
-        raise ValueError(f"head.safetensors adapts encoder tensors the encoder lacks: {sorted(adapted)[:3]}")
-    state = {f"encoder.{k}": v for k, v in encoder_state.items()}
+    if adapted - state.keys():
+        raise ValueError(f"head.safetensors adapts encoder tensors the encoder lacks: {sorted(adapted - state.keys())[:3]}")
     state.update({k if k in adapted else f"head.{k}": v for k, v in trained.items()})
     model.load_state_dict(state, strict=True)
     return model.eval(), config

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "models"))
 from asrlive.metrics import cer  # noqa: E402
-from asrlive.model import configure_torch_threads, embedded_model_dir  # noqa: E402
+from asrlive.model import configure_torch_threads, embedded_model_dir, load_geometry  # noqa: E402
 from asrlive.planner import ChunkPlan  # noqa: E402
 from asrlive.whisper_ctc import load_whisper_ctc  # noqa: E402
 from evaluate import parse_plans  # noqa: E402
@@ -55,10 +55,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     configure_torch_threads(args.threads)
-    from asrlive.model import load_model
-
     folder = args.model or embedded_model_dir()
-    geometry = load_model(folder, device="cpu").geometry
+    geometry = load_geometry(folder)
     net, _ = load_whisper_ctc(folder)
     d = np.load(args.corpus)
     offsets = d["offsets"]

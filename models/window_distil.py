@@ -204,7 +204,7 @@ class Student(torch.nn.Module):
         self.head = head
         self.blocks = torch.nn.ModuleList(copy.deepcopy(encoder.blocks[len(encoder.blocks) - adapt:]) if adapt else [])
         self.ln_post = copy.deepcopy(encoder.ln_post) if adapt else None
-        self.head_layer_offset = len(encoder.blocks) - adapt if adapt else 0
+        self.first_adapted = len(encoder.blocks) - adapt if adapt else 0  # index of the first copied layer
 
     def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.blocks:
@@ -217,9 +217,8 @@ class Student(torch.nn.Module):
         """best.pt's record: the head's weights as ``head`` (what ``train_whisper_ctc.py export``
         ships), and the adapted encoder layers, named as in the encoder, as ``encoder_top``."""
         top = {}
-        first = self.head_layer_offset
-        for n, block in enumerate(self.blocks):
-            top |= {f"blocks.{first + n}.{k}": v for k, v in block.state_dict().items()}
+        for n, block in enumerate(self.blocks, start=self.first_adapted):
+            top |= {f"blocks.{n}.{k}": v for k, v in block.state_dict().items()}
         if self.ln_post is not None:
             top |= {f"ln_post.{k}": v for k, v in self.ln_post.state_dict().items()}
         return {"head": self.head.state_dict(), "encoder_top": top}
@@ -265,8 +264,9 @@ def train(args) -> None:
 
     train_stems = sorted(p.stem for p in args.window_feats.glob("train-*.json"))
     shards = sorted({s.split(".")[0] for s in train_stems})
-    targets = {s: teacher_posteriors(teacher, Features(args.feats, s, shape.read_layer)) for s in shards}
     utts = {s: Features(args.feats, s, read) for s in shards}
+    teacher_reads = utts if read == shape.read_layer else {s: Features(args.feats, s, shape.read_layer) for s in shards}
+    targets = {s: teacher_posteriors(teacher, teacher_reads[s]) for s in shards}
     wins = Windows(args.window_feats, train_stems, read)
     # One item list: every window, and every whole utterance as a window of its own (offline).
     items = [(w[2], targets[w[0]][w[1]], w[3]) for w in wins.items]
