@@ -22,7 +22,7 @@ import numpy as np
 
 from .decoder import symbol_classes
 from .decoding import GREEDY, DecoderSpec
-from .metrics import cer, wer
+from .metrics import char_edits, relative_error_interval, wer
 from .model import CTCModel
 from .peers import PeerRun, TransformersPipeline, WhisperLocalAgreement, naive_chunks, offline
 from .planner import ChunkPlan, ChunkSettings
@@ -51,6 +51,12 @@ class Row:
     plan: str
     cer: float
     wer: float
+    # CER over offline decoding's on the same utterances, with its 95 % paired-bootstrap interval
+    # (``asrlive.metrics.relative_error_interval``): whether a plan's cost is more than the noise
+    # of this set of recordings. None where offline is the reference itself (replay).
+    cer_vs_offline: float | None
+    cer_vs_offline_lo: float | None
+    cer_vs_offline_hi: float | None
     algorithmic_latency_ms: float | None
     latency_p50_ms: float
     latency_p95_ms: float
@@ -165,15 +171,18 @@ def stream_once(model: CTCModel, audio: np.ndarray, plan: ChunkPlan, decoder: De
 
 
 def _row(system: str, plan: str, refs: list[str], runs: list[PeerRun], speech_ends: list[float],
-         audio_s: float, algorithmic_ms: float | None, kl: float | None = None,
+         audio_s: float, algorithmic_ms: float | None, offline_edits: list[int] | None, kl: float | None = None,
          contradicted: float | None = None) -> Row:
     hyps = [r.text for r in runs]
+    edits = char_edits(refs, hyps)
+    relative = (None,) * 3 if offline_edits is None else relative_error_interval(edits, offline_edits)
     lat = [x for r, e in zip(runs, speech_ends) if (x := latency_s(r.events, e)) is not None]
     steps = [c for r in runs for c in r.step_compute]
     total = sum(steps)
     pct = (lambda v, q: float(np.percentile(v, q)) * 1000 if v else math.nan)
-    return Row(system, plan, cer(refs, hyps), wer(refs, hyps), algorithmic_ms, pct(lat, 50), pct(lat, 95),
-               pct(steps, 50), pct(steps, 95), total / audio_s * 1000, total / audio_s, kl, contradicted)
+    return Row(system, plan, sum(edits) / max(1, sum(len(r) for r in refs)), wer(refs, hyps), *relative,
+               algorithmic_ms, pct(lat, 50), pct(lat, 95), pct(steps, 50), pct(steps, 95), total / audio_s * 1000,
+               total / audio_s, kl, contradicted)
 
 
 def plan_label(plan: ChunkPlan) -> str:
@@ -225,6 +234,7 @@ def _bench_rows(model: CTCModel, utterances: list[Utterance], plans: list[ChunkS
         ends.append(speech_end_s(model, lp, len(a)))
         offline_runs.append(offline(model, a, decoder))
         tick("offline")
+    base = char_edits(refs, [r.text for r in offline_runs])
     rows = []
     for plan in built:
         streamed = []
@@ -234,8 +244,8 @@ def _bench_rows(model: CTCModel, utterances: list[Utterance], plans: list[ChunkS
         kl = float(np.mean([kl_divergence(o, s.log_probs) for o, s in zip(offline_lp, streamed)]))
         windows = sum(s.tentative_windows for s in streamed)
         rows.append(_row(f"asrlive ({decoder.describe()})", plan_label(plan), refs, [s.run for s in streamed], ends,
-                         audio_s, plan.latency_ms, kl, sum(s.contradicted for s in streamed) / max(1, windows)))
-    rows.append(_row(f"offline (whole utterance, {decoder.describe()})", "", refs, offline_runs, ends, audio_s, None))
+                         audio_s, plan.latency_ms, base, kl, sum(s.contradicted for s in streamed) / max(1, windows)))
+    rows.append(_row(f"offline (whole utterance, {decoder.describe()})", "", refs, offline_runs, ends, audio_s, None, base))
     for hop in hops:
         plan = next(p for p in built if p.hop_ms == hop)
         hop_samples = plan.hop_frames * model.geometry.jump
@@ -244,13 +254,13 @@ def _bench_rows(model: CTCModel, utterances: list[Utterance], plans: list[ChunkS
             runs.append(naive_chunks(model, a, hop_samples))
             tick(f"naive {hop:g}")
         rows.append(_row("naive chunks, no context", f"{hop:g}/0/0", refs, runs, ends, audio_s,
-                         ChunkPlan(model.geometry, plan.hop_frames, 0, 0).latency_ms))
+                         ChunkPlan(model.geometry, plan.hop_frames, 0, 0).latency_ms, base))
         if pipe is not None:
             runs = []
             for a in audios:
                 runs.append(pipe.run(a, plan.hop_ms, plan.left_ms, plan.right_ms))
                 tick(f"pipeline {hop:g}")
-            rows.append(_row("transformers pipeline (torch float32)", plan_label(plan), refs, runs, ends, audio_s, None))
+            rows.append(_row("transformers pipeline (torch float32)", plan_label(plan), refs, runs, ends, audio_s, None, base))
     if la is not None:
         hop_samples = int(whisper_hop_ms * sr / 1000)
         runs = []
@@ -258,7 +268,7 @@ def _bench_rows(model: CTCModel, utterances: list[Utterance], plans: list[ChunkS
             runs.append(la.run(a, hop_samples, sr))
             tick("whisper")
         rows.append(_row(f"Whisper LocalAgreement-2 ({la.name})", f"{whisper_hop_ms:g}/growing/0", refs, runs,
-                         ends, audio_s, None))
+                         ends, audio_s, None, base))
     return rows
 
 
@@ -301,7 +311,7 @@ def replay_plans(model: CTCModel, audio: np.ndarray, plans: list[ChunkPlan], dec
     for plan in plans:
         s = stream_once(model, audio, plan, decoder)
         rows.append(_row(f"asrlive ({decoder.describe()})", plan_label(plan), [base.text], [s.run], [end],
-                         len(audio) / sr, plan.latency_ms, kl_divergence(offline_lp, s.log_probs),
+                         len(audio) / sr, plan.latency_ms, None, kl_divergence(offline_lp, s.log_probs),
                          s.contradicted / max(1, s.tentative_windows)))
         texts.append(s.run.text)
         emissions.append(s.log_probs)

@@ -13,6 +13,7 @@ from .bench import COLUMNS, RECOMMEND_WITHIN, Row, near_offline, recommend
 
 HEADERS = {
     "system": "system", "plan": "hop/left/right ms", "cer": "CER", "wer": "WER",
+    "cer_vs_offline": "CER / offline (95 % CI)", "cer_vs_offline_lo": "CI low", "cer_vs_offline_hi": "CI high",
     "algorithmic_latency_ms": "algorithmic latency ms", "latency_p50_ms": "speech end → text p50 ms",
     "latency_p95_ms": "p95 ms", "step_compute_p50_ms": "compute per step p50 ms", "step_compute_p95_ms": "p95 ms",
     "compute_ms_per_audio_s": "compute ms per audio s", "real_time_factor": "RTF",
@@ -27,16 +28,29 @@ def format_cell(key: str, value) -> str:
         return f"{value * 100:.1f} %"
     if key in ("real_time_factor", "kl_to_offline"):
         return f"{value:.3f}"
+    if key.startswith("cer_vs_offline"):
+        return f"{value:.2f}"
     if isinstance(value, float):
         return f"{value:.0f}"
     return str(value)
 
 
+# The table gives the interval in its ratio's cell; CSV and JSON keep its ends apart.
+TABLE_COLUMNS = [c for c in COLUMNS if c not in ("cer_vs_offline_lo", "cer_vs_offline_hi")]
+
+
+def table_cell(row: Row, key: str) -> str:
+    cell = format_cell(key, getattr(row, key))
+    if key == "cer_vs_offline" and row.cer_vs_offline_lo is not None and not math.isnan(row.cer_vs_offline_lo):
+        cell += f" ({format_cell(key, row.cer_vs_offline_lo)}–{format_cell(key, row.cer_vs_offline_hi)})"
+    return cell
+
+
 def markdown(rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(HEADERS[c] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = ["| " + " | ".join(HEADERS[c] for c in TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     best = recommend(rows)
     for r in rows:
-        cells = [format_cell(c, getattr(r, c)) for c in COLUMNS]
+        cells = [table_cell(r, c) for c in TABLE_COLUMNS]
         if r is best:
             cells[1] = f"**{cells[1]}** (recommended)"
         lines.append("| " + " | ".join(cells) + " |")

@@ -9,6 +9,7 @@ import soundfile as sf
 from asrlive.bench import COLUMNS, BenchError, read_manifest, recommend, run_bench, synthetic_utterances
 from asrlive.bench_report import write_outputs
 from asrlive.cli import main
+from asrlive.metrics import relative_error_interval
 from asrlive.planner import ChunkSettings
 
 from .conftest import make_tiny_whisper_ct2, make_tiny_whisper_seq2seq
@@ -48,12 +49,18 @@ def test_tiny_bench_fills_every_column_and_offline_beats_naive_chunks(tmp_path, 
     offline = next(r for r in rows if r.system.startswith("offline"))
     for naive in (r for r in rows if r.system.startswith("naive")):
         assert offline.cer <= naive.cer
+    assert offline.cer > 0 and (offline.cer_vs_offline, offline.cer_vs_offline_lo, offline.cer_vs_offline_hi) == (1, 1, 1)
+    for r in rows:
+        assert r.cer_vs_offline == pytest.approx(r.cer / offline.cer)
+        assert r.cer_vs_offline_lo <= r.cer_vs_offline <= r.cer_vs_offline_hi
     assert recommend(rows) in rows[:2]
     written = write_outputs(rows, tmp_path / "out", "tiny")
     assert {p.name for p in written} == {"bench.md", "bench.csv", "bench.json", "cer-vs-latency.png",
                                          "compute-vs-latency.png"}
     assert all(p.stat().st_size > 0 for p in written)
     assert (tmp_path / "out" / "bench.csv").read_text().splitlines()[0].split(",") == COLUMNS
+    table = (tmp_path / "out" / "bench.md").read_text()
+    assert "CER / offline (95 % CI)" in table and "| 1.00 (1.00–1.00) |" in table
 
 
 def test_the_whisper_peer_runs_faster_whisper_in_its_own_process(tmp_path, embedded_model, utterances):
@@ -91,6 +98,20 @@ def test_the_transformers_pipeline_peer_runs_a_hugging_face_model(tiny_model, ut
     pipe = next(r for r in rows if r.system == "transformers pipeline (torch float32)")
     assert pipe.plan == "320/1000/320"
     assert all(_finite(getattr(pipe, k)) for k in COLUMNS[2:] if k not in NOT_FOR_PEERS)
+
+
+def test_the_interval_of_a_cer_ratio_is_narrow_when_utterances_agree_and_wide_when_they_do_not():
+    base = [10] * 40
+    steady = [12] * 40  # every utterance 1.2 × worse: resampling cannot move the ratio
+    ratio, lo, hi = relative_error_interval(steady, base)
+    assert ratio == lo == hi == pytest.approx(1.2)
+    erratic = [24, 0] * 20  # the same 1.2 × overall, from utterances that disagree
+    ratio, lo, hi = relative_error_interval(erratic, base)
+    assert ratio == pytest.approx(1.2) and lo < 1.0 and hi > 1.4
+    assert relative_error_interval(erratic, base) == (ratio, lo, hi)  # seeded: reruns agree
+    assert all(math.isnan(x) for x in relative_error_interval([1, 2], [0, 0]))
+    with pytest.raises(ValueError):
+        relative_error_interval([1, 2], [1])
 
 
 def test_manifest_problems_are_reported_before_any_model_loads(tmp_path, capsys):
@@ -166,8 +187,8 @@ def test_a_long_title_widens_the_plot_instead_of_clipping_its_legend(tmp_path):
     from asrlive.bench import Row
     from asrlive.bench_report import scatter_png
 
-    rows = [Row("asrlive (greedy)", "320/4000/320", 0.13, 0.4, 640, 550, 700, 100, 130, 290, 0.3),
-            Row("offline (whole utterance, greedy)", "", 0.11, 0.37, None, 1960, 2500, 40, 60, 28, 0.03)]
+    rows = [Row("asrlive (greedy)", "320/4000/320", 0.13, 0.4, 1.18, 1.1, 1.3, 640, 550, 700, 100, 130, 290, 0.3),
+            Row("offline (whole utterance, greedy)", "", 0.11, 0.37, 1, 1, 1, None, 1960, 2500, 40, 60, 28, 0.03)]
     path = tmp_path / "plot.png"
     scatter_png(path, rows, "compute_ms_per_audio_s", "compute ms per audio second", "a title " * 30)
     image = QImage(str(path))

@@ -20,7 +20,8 @@ from .controls import ChunkControls
 from .symbol_axis import SymbolAxis
 from .jobs import BackgroundJob
 
-SHOWN = [c for c in COLUMNS if c not in ("system",)]
+# The offline transcript is the reference here, so the ratio to offline's CER does not apply.
+SHOWN = [c for c in COLUMNS if c != "system" and not c.startswith("cer_vs_offline")]
 
 
 class ReplayDialog(QDialog):
