@@ -13,7 +13,7 @@ from .bench import COLUMNS, RECOMMEND_WITHIN, Row, near_offline, recommend
 
 HEADERS = {
     "system": "system", "plan": "hop/left/right ms", "cer": "CER", "wer": "WER",
-    "cer_vs_offline": "CER / offline (95 % CI)", "cer_vs_offline_lo": "CI low", "cer_vs_offline_hi": "CI high",
+    "cer_vs_offline": "CER / offline (95 % CI)",
     "algorithmic_latency_ms": "algorithmic latency ms", "latency_p50_ms": "speech end → text p50 ms",
     "latency_p95_ms": "p95 ms", "step_compute_p50_ms": "compute per step p50 ms", "step_compute_p95_ms": "p95 ms",
     "compute_ms_per_audio_s": "compute ms per audio s", "real_time_factor": "RTF",
