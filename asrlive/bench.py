@@ -22,7 +22,7 @@ import numpy as np
 
 from .decoder import symbol_classes
 from .decoding import GREEDY, DecoderSpec
-from .metrics import char_edits, relative_error_interval, wer
+from .metrics import cer_of_edits, char_edits, relative_error_interval, wer
 from .model import CTCModel
 from .peers import PeerRun, TransformersPipeline, WhisperLocalAgreement, naive_chunks, offline
 from .planner import ChunkPlan, ChunkSettings
@@ -68,7 +68,9 @@ class Row:
     tentative_contradicted: float | None = None
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Floats rounded; NaN (a figure that cannot be had) as None, which JSON can hold."""
+        return {k: (None if math.isnan(v) else round(v, 4)) if isinstance(v, float) else v
+                for k, v in asdict(self).items()}
 
 
 COLUMNS = [f for f in Row.__dataclass_fields__]
@@ -180,7 +182,7 @@ def _row(system: str, plan: str, refs: list[str], runs: list[PeerRun], speech_en
     steps = [c for r in runs for c in r.step_compute]
     total = sum(steps)
     pct = (lambda v, q: float(np.percentile(v, q)) * 1000 if v else math.nan)
-    return Row(system, plan, sum(edits) / max(1, sum(len(r) for r in refs)), wer(refs, hyps), *relative,
+    return Row(system, plan, cer_of_edits(edits, refs), wer(refs, hyps), *relative,
                algorithmic_ms, pct(lat, 50), pct(lat, 95), pct(steps, 50), pct(steps, 95), total / audio_s * 1000,
                total / audio_s, kl, contradicted)
 

@@ -3,13 +3,16 @@ warmed up first (``asrlive.window_reuse.warm_up``), taking turns on the same aud
 line of the streaming-compute issue (p95 per window at hop 320 ms).
 
     python -m benchmarks.gpu_window --audio SPEECH.wav [--device cuda] [--plan 320/4000/320]
-                                    [--rounds 3] [--out FILE.json]
+                                    [--rounds 3] [--threads 2] [--out FILE.json]
 
-A GPU machine has no espeak-ng, so the audio is a file made beforehand (any speech; repeated to
-at least 30 s). Prints, per precision, the device, the warm-up's time, per-window compute
-p50 / p95 over every round and compute per audio second, and for float16 how far its
-log-probabilities and transcript move from float32's. ``--device cpu`` runs it anywhere, in
-float32 only (torch has no half-precision path worth timing on a CPU).
+The audio is any speech file made beforehand (repeated to at least 30 s): a GPU machine has
+no espeak-ng, nor soundfile and soxr to read it, which ``models/gpu_bundle.sh`` packs
+(``docs/performance.md`` says how to carry them). Prints, per precision, the device, the
+warm-up's time, per-window compute p50 / p95 over every round and compute per audio second,
+whether float32 ran with TF32 kernels, and how far float16 moves the emissions from float32's
+(mean KL per frame, as ``asrlive bench``'s "KL to offline", the share of frames whose best
+symbol changes) and the transcript. ``--device cpu`` runs it anywhere, in float32 only (half
+precision is for GPUs: the loader keeps float32 on a CPU).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--plan", default="320/4000/320")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch's CPU threads")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not args.audio.is_file():
@@ -38,17 +42,19 @@ def main() -> None:
     import torch
 
     from asrlive.audio.files import read_file
+    from asrlive.bench import kl_divergence
     from asrlive.metrics import cer
-    from asrlive.model import load_model
+    from asrlive.model import configure_torch_threads, load_model
     from asrlive.planner import ChunkPlan, ChunkSettings
     from asrlive.transcribe import stream_samples
     from asrlive.window_reuse import warm_up
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("no CUDA device here; --device cpu times the CPU")
-    precisions = {"float32": False} | ({} if args.device == "cpu" else {"float16": True})
-    models = {name: load_model(None, device=args.device, half=half) for name, half in precisions.items()}
-    first = next(iter(models.values()))
+    configure_torch_threads(args.threads)
+    first = load_model(None, device=args.device)
+    on_gpu = str(first.device).startswith("cuda")
+    models = {"float32": first} | ({"float16": load_model(None, device=args.device, half=True)} if on_gpu else {})
     speech = read_file(args.audio, first.sample_rate)
     audio = np.tile(speech, int(np.ceil(MIN_AUDIO_S * first.sample_rate / len(speech))))
     plan = ChunkPlan.from_settings(first.geometry, ChunkSettings(*(float(v) for v in args.plan.split("/"))))
@@ -65,8 +71,9 @@ def main() -> None:
             windows[name] += computes
             spent[name] += sum(computes)
     seconds = args.rounds * len(audio) / first.sample_rate
-    record = {"device": torch.cuda.get_device_name(args.device) if args.device != "cpu" else "cpu",
-              "torch": torch.__version__, "plan_ms": args.plan, "audio_s": round(len(audio) / first.sample_rate, 1),
+    record = {"device": torch.cuda.get_device_name(first.device) if on_gpu else str(first.device),
+              "torch": torch.__version__, "threads": args.threads,
+              "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}, "plan_ms": args.plan, "audio_s": round(len(audio) / first.sample_rate, 1),
               "rounds": args.rounds, "precisions": {}}
     for name in models:
         ms = np.array(windows[name]) * 1000
@@ -78,7 +85,8 @@ def main() -> None:
     if "float16" in last:
         a, b = last["float32"], last["float16"]
         record["float16_vs_float32"] = {
-            "max_abs_log_prob_diff": round(float(np.max(np.abs(a.log_probs - b.log_probs))), 4),
+            "kl_per_frame": round(kl_divergence(a.log_probs, b.log_probs), 5),
+            "best_symbol_changed": round(float(np.mean(a.log_probs.argmax(1) != b.log_probs.argmax(1))), 4),
             "transcript_cer": round(cer([a.text], [b.text]), 4)}
     text = json.dumps(record, indent=1)
     print(text)

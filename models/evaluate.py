@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import random
 import re
 import time
@@ -61,7 +62,8 @@ def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> di
 def relative_to_offline(refs: list[str], streamed: list[str], offline: list[str]) -> dict:
     """Streamed CER over offline's on the same utterances, with its 95 % paired-bootstrap interval."""
     ratio, lo, hi = relative_error_interval(char_edits(refs, streamed), char_edits(refs, offline))
-    return {"relative_to_offline": round(ratio, 3), "relative_to_offline_95ci": [round(lo, 3), round(hi, 3)]}
+    figure = (lambda x: None if math.isnan(x) else round(x, 3))  # JSON has no NaN
+    return {"relative_to_offline": figure(ratio), "relative_to_offline_95ci": [figure(lo), figure(hi)]}
 
 
 def by_engine(refs: list[str], hyps: list[str], engines: list[str]) -> dict:
