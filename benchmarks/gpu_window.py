@@ -59,7 +59,7 @@ def main() -> None:
     audio = np.tile(speech, int(np.ceil(MIN_AUDIO_S * first.sample_rate / len(speech))))
     plan = ChunkPlan.from_settings(first.geometry, ChunkSettings(*(float(v) for v in args.plan.split("/"))))
 
-    warm, windows, spent, last = {}, {n: [] for n in models}, {n: 0.0 for n in models}, {}
+    warm, windows, last = {}, {n: [] for n in models}, {}
     for name, model in models.items():
         t0 = time.perf_counter()
         warm_up(model, plan)
@@ -67,21 +67,20 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, model in models.items():  # in turns, so drift in clocks or load weighs on each alike
             last[name] = stream_samples(model, audio, plan)
-            computes = [t.compute for t in last[name].timings]
-            windows[name] += computes
-            spent[name] += sum(computes)
+            windows[name] += [t.compute for t in last[name].timings]
     seconds = args.rounds * len(audio) / first.sample_rate
     record = {"device": torch.cuda.get_device_name(first.device) if on_gpu else str(first.device),
               "torch": torch.__version__, "threads": args.threads,
-              "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}, "plan_ms": args.plan, "audio_s": round(len(audio) / first.sample_rate, 1),
-              "rounds": args.rounds, "precisions": {}}
+              "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+              "plan_ms": args.plan, "audio_s": round(len(audio) / first.sample_rate, 1), "rounds": args.rounds,
+              "precisions": {}}
     for name in models:
         ms = np.array(windows[name]) * 1000
         record["precisions"][name] = {
             "warm_up_ms": round(warm[name] * 1000, 1), "windows": len(ms),
             "window_p50_ms": round(float(np.percentile(ms, 50)), 2),
             "window_p95_ms": round(float(np.percentile(ms, 95)), 2),
-            "compute_ms_per_audio_s": round(spent[name] * 1000 / seconds, 2)}
+            "compute_ms_per_audio_s": round(float(ms.sum()) / seconds, 2)}
     if "float16" in last:
         a, b = last["float32"], last["float16"]
         record["float16_vs_float32"] = {

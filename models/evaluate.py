@@ -59,9 +59,9 @@ def synthetic(model, n: int, split: str = "heldout", seed: int = 20261121) -> di
             "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
 
 
-def relative_to_offline(refs: list[str], streamed: list[str], offline: list[str]) -> dict:
+def relative_to_offline(refs: list[str], streamed: list[str], offline_edits: list[int]) -> dict:
     """Streamed CER over offline's on the same utterances, with its 95 % paired-bootstrap interval."""
-    ratio, lo, hi = relative_error_interval(char_edits(refs, streamed), char_edits(refs, offline))
+    ratio, lo, hi = relative_error_interval(char_edits(refs, streamed), offline_edits)
     figure = (lambda x: None if math.isnan(x) else round(x, 3))  # JSON has no NaN
     return {"relative_to_offline": figure(ratio), "relative_to_offline_95ci": [figure(lo), figure(hi)]}
 
@@ -88,12 +88,13 @@ def heldout_corpus(model, shard: Path, plans: list[ChunkSettings], whisper_full:
         refs.append(str(text))
         hyps.append(offline_samples(model, audio).text)
         engines.append(str(voice).split(":")[0])
+    offline_edits = char_edits(refs, hyps)
     streamed = {}
     for settings in plans:
         plan = ChunkPlan.from_settings(model.geometry, settings)
         streamed_hyps = [stream_samples(model, a, plan).text for a in audios]
         streamed[f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"] = {
-            "cer": round(cer(refs, streamed_hyps), 4)} | relative_to_offline(refs, streamed_hyps, hyps)
+            "cer": round(cer(refs, streamed_hyps), 4)} | relative_to_offline(refs, streamed_hyps, offline_edits)
     out = {"shard": str(shard), "utterances": len(refs), "cer": round(cer(refs, hyps), 4),
            "wer": round(wer(refs, hyps), 4), "by_engine": by_engine(refs, hyps, engines), "streamed": streamed,
            "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]}
@@ -155,6 +156,7 @@ def _decoded(model, audios: list[np.ndarray], refs: list[str], seconds: float, p
     t0 = time.monotonic()
     runs = [offline_samples(model, a, decoder=decoder) for a in audios]
     offline_hyps = [r.text for r in runs]
+    offline_edits = char_edits(refs, offline_hyps)
     out = {"offline": scores(refs, offline_hyps, sum(r.offline_compute_s for r in runs), seconds)
            | {"with_decoding_real_time_factor": round((time.monotonic() - t0) / seconds, 4)}, "streamed": {}}
     for settings in plans:
@@ -169,7 +171,7 @@ def _decoded(model, audios: list[np.ndarray], refs: list[str], seconds: float, p
             "window_compute_p50_ms": round(float(np.percentile(compute, 50)) * 1000, 1),
             "window_compute_p95_ms": round(float(np.percentile(compute, 95)) * 1000, 1),
             "window_outside_model_p95_ms": round(float(np.percentile(outside, 95)) * 1000, 2)} | relative_to_offline(
-            refs, [r.text for r in runs], offline_hyps)
+            refs, [r.text for r in runs], offline_edits)
     return out
 
 
