@@ -1,7 +1,7 @@
 """Measures a model's CER and WER, offline and streamed, beside reference recognisers.
 
     python models/evaluate.py [--model M] [--heldout 200] [--heldout-corpus SHARD.npz]
-                              [--realspeech ../shared/realspeech] [--plans 1000/4000/500,320/4000/320]
+                              [--realspeech ../shared/realspeech] [--plans 1000/4000/640,320/4000/320]
                               [--old-model models/asrlive-tiny-en] [--pocketsphinx]
                               [--whisper-full DIR] [--ceiling-utterances 100] [--beam] [--threads 2]
 
@@ -204,7 +204,8 @@ def main() -> None:
     ap.add_argument("--heldout-corpus", type=Path)
     ap.add_argument("--realspeech", type=Path)
     # The app's default plan and the short-hop plan the issues measure, with the default left context.
-    ap.add_argument("--plans", default="1000/4000/500,320/4000/320",
+    default = ChunkSettings()
+    ap.add_argument("--plans", default=f"{default.chunk_ms:g}/{default.left_ms:g}/{default.right_ms:g},320/4000/320",
                     help="streamed plans (realspeech and --heldout-corpus), hop/left/right ms, comma-separated")
     ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
