@@ -17,7 +17,7 @@ from .model import CTCModel
 MASS_LEVELS = (0.5, 0.9, 0.99)
 # The longest context the sensitivity sweep measures on either side. Each frame step more costs
 # one model pass per side, and only frames with this much audio on a side are swept, so a longer
-# reach needs longer recordings; the default plan's contexts (500 ms right) lie well inside it.
+# reach needs longer recordings; the default plan's right context (640 ms) lies inside it.
 SWEEP_REACH_MS = 1000
 
 
