@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from asrlive.audio.files import read_file
+from asrlive.bench import plan_label
 from asrlive.metrics import cer, char_edits, relative_error_interval, wer
 from asrlive.decoding import GREEDY, DecoderSpec, decoder_spec
 from asrlive.model import configure_torch_threads, embedded_model_dir, load_model
@@ -93,7 +94,7 @@ def heldout_corpus(model, shard: Path, plans: list[ChunkSettings], whisper_full:
     for settings in plans:
         plan = ChunkPlan.from_settings(model.geometry, settings)
         streamed_hyps = [stream_samples(model, a, plan).text for a in audios]
-        streamed[f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"] = {
+        streamed[plan_label(plan)] = {
             "cer": round(cer(refs, streamed_hyps), 4)} | relative_to_offline(refs, streamed_hyps, offline_edits)
     out = {"shard": str(shard), "utterances": len(refs), "cer": round(cer(refs, hyps), 4),
            "wer": round(wer(refs, hyps), 4), "by_engine": by_engine(refs, hyps, engines), "streamed": streamed,
@@ -165,13 +166,13 @@ def _decoded(model, audios: list[np.ndarray], refs: list[str], seconds: float, p
         timings = [t for r in runs for t in r.timings]
         compute = [t.compute for t in timings]
         outside = [t.outside_model for t in timings]
-        key = f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"
-        out["streamed"][key] = scores(refs, [r.text for r in runs], sum(compute), seconds) | {
+        hyps = [r.text for r in runs]
+        out["streamed"][plan_label(plan)] = scores(refs, hyps, sum(compute), seconds) | {
             "worker_real_time_factor": round((sum(compute) + sum(outside)) / seconds, 4),
             "window_compute_p50_ms": round(float(np.percentile(compute, 50)) * 1000, 1),
             "window_compute_p95_ms": round(float(np.percentile(compute, 95)) * 1000, 1),
             "window_outside_model_p95_ms": round(float(np.percentile(outside, 95)) * 1000, 2)} | relative_to_offline(
-            refs, [r.text for r in runs], offline_edits)
+            refs, hyps, offline_edits)
     return out
 
 

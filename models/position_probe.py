@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "models"))
+from asrlive.bench import plan_label  # noqa: E402
 from asrlive.metrics import cer  # noqa: E402
 from asrlive.model import configure_torch_threads, embedded_model_dir, load_geometry  # noqa: E402
 from asrlive.planner import ChunkPlan  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> None:
     record["offline_cer"] = round(cer(refs, offline), 4)
     for settings in parse_plans(args.plans):
         plan = ChunkPlan.from_settings(geometry, settings)
-        key = f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"
+        key = plan_label(plan)
         for name, stream_positions in (("window_positions", False), ("stream_positions", True)):
             c = cer(refs, [stream_text(net, geometry, a, plan, stream_positions) for a in audios])
             record.setdefault(key, {})[name] = {"cer": round(c, 4), "relative_to_offline": round(c / record["offline_cer"], 3)}

@@ -53,9 +53,9 @@ from train_whisper_ctc import (  # noqa: E402
 
 GEOMETRY = Geometry(CONV_KERNEL, CONV_STRIDE)
 # The app's default plan once the left context went to 4 s (its right context is 640 ms now) and
-# the short-hop plan the issues measure, as distilling again used them; held-out windows are cached at both, and a quarter of
-# training utterances each. The other half draw a plan from the grid below, so the head also
-# serves the plans users tune to.
+# the short-hop plan the issues measure, as distilling again used them; held-out windows are
+# cached at both, and a quarter of training utterances each. The other half draw a plan from the
+# grid below, so the head also serves the plans users tune to.
 REFERENCE_PLANS = {"default": (1000, 4000, 500), "hop320": (320, 4000, 320)}
 RANDOM_HOPS_MS = (160, 320, 640, 1000)
 RANDOM_LEFTS_MS = (1000, 2000, 4000)
