@@ -2,7 +2,8 @@
 # Installs what asrlive needs on a fresh Debian machine: system packages (PortAudio, espeak-ng,
 # PulseAudio, Xvfb, Qt's X11 libraries, the fortune texts and word list the training data uses)
 # and a virtual environment in .venv with the package and its test tools. Safe to rerun: it only
-# installs what is missing, and reinstalls Python packages only when pyproject.toml changed.
+# installs what is missing, and reinstalls Python packages only when pyproject.toml or the pinned
+# versions (scripts/constraints.txt) changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +25,12 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.asrlive-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv" >&2
   # The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q --disable-pip-version-check -c scripts/constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import asrlive, torch, transformers, onnxruntime, onnx, PySide6, pyqtgraph, sounddevice, soundfile, soxr, pytestqt"
   echo "$want" > "$stamp"
 fi
