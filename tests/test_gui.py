@@ -438,9 +438,10 @@ def test_settings_store_only_choices_so_new_defaults_reach_old_users(tmp_path):
 
     old = QSettings(str(tmp_path / "old.ini"), QSettings.IniFormat)  # written by a version that stored every field
     old.setValue("left_ms", 2000.0)
+    old.setValue("right_ms", 500.0)
     old.setValue("chunk_ms", 640.0)
     loaded = AppSettings.load(old)
-    assert (loaded.left_ms, loaded.chunk_ms) == (ChunkSettings.left_ms, 640.0)
+    assert (loaded.left_ms, loaded.right_ms, loaded.chunk_ms) == (ChunkSettings.left_ms, ChunkSettings.right_ms, 640.0)
     loaded.left_ms = 2000.0  # chosen now, so kept
     loaded.save(old)
     again = AppSettings.load(QSettings(str(tmp_path / "old.ini"), QSettings.IniFormat))

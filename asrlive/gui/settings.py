@@ -13,7 +13,7 @@ from ..planner import ChunkSettings
 # reached anyone who had opened the app once. Format 2 stores only what differs from the defaults;
 # in an older store, a value equal to the default of its time is read as "not chosen".
 FORMAT = 2
-FORMAT_1_DEFAULTS = {"left_ms": 2000.0}  # format-1 defaults that have changed since
+FORMAT_1_DEFAULTS = {"left_ms": 2000.0, "right_ms": 500.0}  # format-1 defaults that have changed since
 
 
 @dataclass
