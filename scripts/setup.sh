@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(espeak-ng fortunes fortune-mod wamerican libportaudio2 pulseaudio pulseaudio-utils xvfb xauth
+DEBS=(python3 python3-venv espeak-ng fortunes fortune-mod wamerican libportaudio2 pulseaudio pulseaudio-utils xvfb xauth
       libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libegl1 libgl1 libfontconfig1 libdbus-1-3
       libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
       libxcb-image0 libglib2.0-0)
@@ -28,7 +28,8 @@ stamp=.venv/.asrlive-installed
 want=$(cat pyproject.toml scripts/constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv" >&2
-  # The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
+  # torch first, pinned: the version these machines' wheel folder holds as a CPU build; an
+  # unpinned torch would come from the registry with several GB of CUDA packages.
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/pip install -q --disable-pip-version-check -c scripts/constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import asrlive, torch, transformers, onnxruntime, onnx, PySide6, pyqtgraph, sounddevice, soundfile, soxr, pytestqt"
