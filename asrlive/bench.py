@@ -79,16 +79,37 @@ COLUMNS = [f for f in Row.__dataclass_fields__]
 def read_manifest(path: Path) -> list[tuple[str, Path, str]]:
     """(id, audio path, transcript) from a TSV with id, path and transcript columns; paths are
     relative to the manifest's folder. Every file is checked to exist before anything loads."""
+    from .audio.files import AudioFileError, truncation
+
     if not path.is_file():
         raise BenchError(f"manifest {path} not found")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    if not rows or not {"id", "path", "transcript"} <= set(rows[0]):
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of "id"
+            reader = csv.DictReader(f, delimiter="\t")
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if not {"id", "path", "transcript"} <= set(header):
         raise BenchError(f"{path}: needs a header with id, path and transcript columns (tab-separated)")
-    entries = [(r["id"], path.parent / r["path"], normalise(r["transcript"])) for r in rows]
-    missing = [str(p) for _, p, _ in entries if not p.is_file()]
-    if missing:
-        raise BenchError(f"{path}: {len(missing)} audio files missing, e.g. {missing[0]}")
+    if not rows:
+        raise BenchError(f"{path}: no utterances under the header")
+    entries, seen = [], set()
+    for line, r in enumerate(rows, start=2):
+        if r["id"] is None or r["path"] is None or r["transcript"] is None:
+            raise BenchError(f"{path}:{line}: fewer than the header's {len(header)} tab-separated fields")
+        text = normalise(r["transcript"])
+        if not r["id"] or not r["path"] or not text:
+            raise BenchError(f"{path}:{line}: empty id, path or transcript")
+        if r["id"] in seen:
+            raise BenchError(f"{path}:{line}: id {r['id']!r} appears twice")
+        seen.add(r["id"])
+        audio = path.parent / r["path"]
+        try:
+            truncation(audio)  # headers only: every file opens as audio before the model loads
+        except AudioFileError as exc:
+            raise BenchError(f"{path}:{line}: {exc}") from exc
+        entries.append((r["id"], audio, text))
     return entries
 
 
@@ -98,14 +119,25 @@ def load_utterances(entries: list[tuple[str, Path, str]], sample_rate: int) -> l
     return [Utterance(uid, read_file(p, sample_rate), text) for uid, p, text in entries]
 
 
+def synthetic_sentences(n: int, seed: int = 20261202) -> tuple[random.Random, list[str]]:
+    """``n`` held-out sentences and the generator that goes on to pick their voices; BenchError
+    when the held-out split has fewer."""
+    from .textcorpus import load_sentences
+
+    pool = load_sentences("heldout", min_words=4)
+    if n > len(pool):
+        raise BenchError(f"--synth {n}: the held-out sentences number {len(pool)}")
+    rng = random.Random(seed)
+    return rng, rng.sample(pool, n)
+
+
 def synthetic_utterances(n: int, sample_rate: int, seed: int = 20261202) -> list[Utterance]:
     """``n`` held-out sentences spoken by held-out espeak-ng voice variants (training saw neither)."""
     from .synth import random_voice, synthesize
-    from .textcorpus import load_sentences
 
-    rng = random.Random(seed)
+    rng, sentences = synthetic_sentences(n, seed)
     return [Utterance(f"synth-{i:03d}", synthesize(s, random_voice(rng, "heldout"), sample_rate), s)
-            for i, s in enumerate(rng.sample(load_sentences("heldout", min_words=4), n))]
+            for i, s in enumerate(sentences)]
 
 
 def with_trailing_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .decoding import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, model_folder
 from .export import FORMATS
-from .planner import ChunkSettings
+from .planner import ChunkPlan, ChunkSettings
 from .model import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 from .window_reuse import DEFAULT_REUSE, REUSE
 
@@ -26,6 +28,13 @@ EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_MODEL = 4
 EXIT_DEVICE = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error, instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"asrlive: error: {message} (see {self.prog} --help)\n")
 
 
 class CLIError(Exception):
@@ -112,6 +121,17 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
     from . import rf_analysis as rfa
     from .model import ModelLoadError, configure_torch_threads, load_model
 
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
+    if args.sensitivity and args.frames < 4:
+        raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
+    if args.audio is not None:
+        from .audio.files import AudioFileError, truncation
+
+        try:
+            truncation(args.audio)  # reads the header only: a bad file fails before the model loads
+        except AudioFileError as exc:
+            raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
     configure_torch_threads(args.threads)
     try:
         model = load_model(args.model, device="cpu")
@@ -143,8 +163,6 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
         lines.append("log-prob change of frame %d from a 20 ms burst d ms after its RF: %s" % (
             probe["quarter_frame"], ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in record["output_change_by_distance"])))
     if args.sensitivity:
-        if args.frames < 4:
-            raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
         if len(rfa.sweepable_frames(n, rfa.sweep_reach(geometry.frame_ms), "right")) < 4:
             raise CLIError(f"audio too short for a {rfa.SWEEP_REACH_MS} ms right-context sweep", EXIT_BAD_INPUT)
         sweep = rfa.sensitivity_sweep(model, audio, args.frames)
@@ -181,13 +199,36 @@ def _progress_printer(total_samples: int):
     return show
 
 
-def _outputs_for(paths: list[Path], out: Path | None, ext: str) -> list[Path | None]:
+def _checked_outputs(paths: list[Path], out: Path | None, ext: str, flag: str) -> list[Path | None]:
+    """Where each input's output goes (``out`` is a file for one input, else a folder, made here),
+    checked before the model loads: the folder is writable, no output overwrites an input, no two
+    inputs write the same file."""
     if out is None:
         return [None] * len(paths)
     if len(paths) == 1 and not out.is_dir():
-        return [out]
-    out.mkdir(parents=True, exist_ok=True)
-    return [out / f"{p.stem}.{ext}" for p in paths]
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise CLIError(f"{flag} {out}: is a file; with several inputs it names a folder", EXIT_USAGE)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"{flag} {out}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
+        targets = [out / f"{p.stem}.{ext}" for p in paths]
+    folder = targets[0].parent
+    if not folder.is_dir():
+        raise CLIError(f"{flag} {out}: no such folder {folder}", EXIT_USAGE)
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{flag} {out}: cannot write in {folder}", EXIT_USAGE)
+    inputs = {p.resolve(): p for p in paths}
+    writers: dict[Path, Path] = {}
+    for path, target in zip(paths, targets):
+        if target.resolve() in inputs:
+            raise CLIError(f"{flag} {target}: would overwrite the input {inputs[target.resolve()]}", EXIT_USAGE)
+        if target in writers:
+            raise CLIError(f"{flag}: {writers[target]} and {path} would both write {target}", EXIT_USAGE)
+        writers[target] = path
+    return targets
 
 
 def _render(transcript, fmt: str) -> str:
@@ -314,7 +355,6 @@ def _tell_terminal(message: str) -> None:
 def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     """The model and chunk plan that transcribe and live share, or a CLIError."""
     from .model import ModelLoadError, configure_torch_threads, load_model
-    from .planner import ChunkPlan
 
     # Reused states run on torch whatever runs the rest, so the auto backend picks torch for them
     # and the precision reported is the one that ran.
@@ -325,7 +365,17 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
     except ModelLoadError as exc:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     configure_torch_threads(args.threads)  # after loading: a model that cannot load fails before torch is imported
-    return model, ChunkPlan.from_settings(model.geometry, settings)
+    return model, _model_plan_fits(model, settings)
+
+
+def _model_plan_fits(model: CTCModel, settings: ChunkSettings) -> ChunkPlan:
+    """The plan of ``settings`` for ``model``, or a CLIError if its window is longer than the model takes."""
+    plan = ChunkPlan.from_settings(model.geometry, settings)
+    frames = plan.left_frames + plan.hop_frames + plan.right_frames
+    if model.max_window_frames is not None and frames > model.max_window_frames:
+        raise CLIError(f"a window of {frames} frames (plan {settings.chunk_ms:g}/{settings.left_ms:g}/"
+                       f"{settings.right_ms:g} ms); the model takes at most {model.max_window_frames}", EXIT_USAGE)
+    return plan
 
 
 class _Input(NamedTuple):
@@ -370,7 +420,10 @@ def _transcribe_one(args: argparse.Namespace, model, plan, decoder: DecoderSpec,
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     settings = _checked_settings(args)
     decoder = _checked_decoder(args)
-    inputs = _check_inputs([Path(p) for p in args.audio])
+    paths = [Path(p) for p in args.audio]
+    outputs = _checked_outputs(paths, args.output, args.format, "--output")
+    emissions = _checked_outputs(paths, args.emissions, "npz", "--emissions")
+    inputs = _check_inputs(paths)
     failures = sum(not i.usable for i in inputs)
     if failures == len(inputs):
         return EXIT_BAD_INPUT
@@ -378,9 +431,6 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     from .export import write_atomic
 
     model, plan = _model_and_plan(args, settings)
-    paths = [i.path for i in inputs]
-    outputs = _outputs_for(paths, args.output, args.format)
-    emissions = _outputs_for(paths, args.emissions, "npz")
     # Several transcripts on stdout in txt need their file named; JSON carries its own "path".
     labelled = args.format == "txt" and len(paths) > 1
     for (path, usable, cut), out, em in zip(inputs, outputs, emissions):
@@ -402,13 +452,20 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         text = _render(transcript, args.format)
         if out is None and labelled:
             text = f"{path}: {text}"
+        try:
+            if out is not None:
+                write_atomic(out, text)
+            if em is not None:
+                _save_emissions(em, transcript, model)
+        except OSError as exc:
+            # The transcript is not lost: it goes to stdout instead.
+            print(f"asrlive: error: cannot write {exc.filename or out}: {exc.strerror}; "
+                  f"the transcript of {path} follows on stdout", file=sys.stderr)
+            failures += 1
+            out = None
         if out is None:
             sys.stdout.write(text)
             sys.stdout.flush()
-        else:
-            write_atomic(out, text)
-        if em is not None:
-            _save_emissions(em, transcript, model)
     return EXIT_BAD_INPUT if failures else 0
 
 
@@ -420,6 +477,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from .session import LiveSession
 
     settings = _checked_settings(args)
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise CLIError(f"--seconds must be a positive number, got {args.seconds:g}", EXIT_USAGE)
     decoder = _checked_decoder(args)
     try:
         find_input_device(args.input_device)  # before the model loads: a missing device fails at once
@@ -520,12 +579,29 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Every chunk plan and every peer on the same audio and model; tables, CSV and plots."""
-    from .bench import BenchError, load_utterances, read_manifest, run_bench, synthetic_utterances
+    from .audio.files import AudioFileError
+    from .bench import BenchError, load_utterances, read_manifest, run_bench, synthetic_sentences, synthetic_utterances
 
     if (args.data is None) == (args.synth is None):
         raise CLIError("give one of --data MANIFEST.tsv or --synth N", EXIT_USAGE)
-    if args.synth is not None and args.synth < 1:
-        raise CLIError(f"--synth must be at least 1, got {args.synth}", EXIT_USAGE)
+    if args.synth is not None:
+        if args.synth < 1:
+            raise CLIError(f"--synth must be at least 1, got {args.synth}", EXIT_USAGE)
+        try:
+            synthetic_sentences(args.synth)
+        except BenchError as exc:
+            raise CLIError(str(exc), EXIT_USAGE) from exc
+    if not (math.isfinite(args.whisper_hop_ms) and args.whisper_hop_ms > 0):
+        raise CLIError(f"--whisper-hop-ms must be a positive number, got {args.whisper_hop_ms:g}", EXIT_USAGE)
+    if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise CLIError(f"--out {args.out}: is a file; it names a folder", EXIT_USAGE)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"--out {args.out}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
+        if not os.access(args.out, os.W_OK):
+            raise CLIError(f"--out {args.out}: cannot write in it", EXIT_USAGE)
     plans = [ChunkSettings(c, lf, r) for c in args.chunk_ms for lf in args.left_ms for r in args.right_ms]
     if not plans:
         raise CLIError("no plans: --chunk-ms, --left-ms and --right-ms each need at least one value", EXIT_USAGE)
@@ -549,8 +625,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except BenchError as exc:
         raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
     model, _ = _model_and_plan(args, plans[0])
-    utterances = (load_utterances(entries, model.sample_rate) if entries is not None
-                  else synthetic_utterances(args.synth, model.sample_rate))
+    for s in plans[1:]:
+        _model_plan_fits(model, s)
+    try:
+        utterances = (load_utterances(entries, model.sample_rate) if entries is not None
+                      else synthetic_utterances(args.synth, model.sample_rate))
+    except AudioFileError as exc:
+        raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
 
     def progress(what: str, done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -570,10 +651,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     source = str(args.data) if args.data is not None else f"{args.synth} held-out synthetic utterances"
     title = f"{Path(model.name).name} ({model.backend}, {model.precision}): {source}, {len(utterances)} utterances"
+    sys.stdout.write(markdown(rows))  # first: the table survives a failure to write the files
+    sys.stdout.flush()
     if args.out is not None:
-        for path in write_outputs(rows, args.out, title):
-            print(path, file=sys.stderr)
-    sys.stdout.write(markdown(rows))
+        try:
+            for path in write_outputs(rows, args.out, title):
+                print(path, file=sys.stderr)
+        except OSError as exc:
+            raise CLIError(f"--out {args.out}: cannot write {exc.filename}: {exc.strerror} "
+                           "(the table above has the results)", EXIT_USAGE) from exc
     return 0
 
 
@@ -584,7 +670,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asrlive", description="Real-time CTC speech recognition.")
+    parser = _Parser(prog="asrlive", description="Real-time CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rf = sub.add_parser("rf", help="receptive-field table of a model or of kernel/stride lists")

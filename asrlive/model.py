@@ -120,7 +120,7 @@ def _load_whisper_ctc(folder: Path, device: str, half: bool) -> CTCModel:
     delim = config.get("word_delimiter")
     return CTCModel(model=model, name=str(folder), vocab=vocab, blank_id=vocab_map[config["blank"]],
                     word_delimiter=delim if delim in vocab_map else None, geometry=geometry, device=dev,
-                    dtype=dtype, do_normalize=False)
+                    dtype=dtype, do_normalize=False, max_window_frames=model.encoder.shape.max_positions)
 
 
 # Feed-forward output layers stay float32: their input is a GELU output whose outlier channels
@@ -162,6 +162,11 @@ def pick_device(requested: str = "auto") -> str:
     return "cpu"
 
 
+# Context on each side of a frame when audio longer than one pass is read offline: past 4 s the
+# embedded model's output no longer changes with more (its card: "Left context").
+LONG_FORM_CONTEXT_FRAMES = 250
+
+
 @dataclass
 class CTCModel:
     """A loaded CTC acoustic model with what streaming needs to know about it."""
@@ -177,6 +182,7 @@ class CTCModel:
     do_normalize: bool
     int8: bool = False
     backend: str = "torch"  # what runs the network: "torch" or "onnxruntime"
+    max_window_frames: int | None = None  # the most frames one forward pass takes (None: no limit)
 
     def __post_init__(self) -> None:
         # Inference on one model from two threads at once is not safe on every backend.
@@ -198,6 +204,8 @@ class CTCModel:
         n_frames = self.geometry.frames(len(samples))
         if n_frames == 0:
             return np.zeros((0, len(self.vocab)), np.float32)
+        if self.max_window_frames is not None and n_frames > self.max_window_frames:
+            return self._long_form_log_probs(samples)
         x = np.asarray(samples, dtype=np.float32)
         if self.do_normalize:
             # What the model's feature extractor does: zero mean, unit variance over the window.
@@ -208,6 +216,22 @@ class CTCModel:
             return self.model(inputs).logits[0]
 
         return self.infer(logits, n_frames)
+
+    def _long_form_log_probs(self, samples: np.ndarray) -> np.ndarray:
+        """Audio longer than one pass takes, in the longest windows the model takes, each frame
+        from the window where it has LONG_FORM_CONTEXT_FRAMES of context on both sides (less at
+        the ends): frame-exact, as streaming is."""
+        from .planner import ChunkPlan
+
+        context = LONG_FORM_CONTEXT_FRAMES
+        plan = ChunkPlan(self.geometry, self.max_window_frames - 2 * context, context, context)
+        total = self.geometry.frames(len(samples))
+        parts = []
+        for commit_from in range(0, total, plan.hop_frames):
+            w = plan.window(commit_from, total)
+            lp = self.log_probs(samples[w.start_sample:w.end_sample])
+            parts.append(lp[w.commit_from - w.first_frame:w.commit_to - w.first_frame])
+        return np.concatenate(parts)
 
     def infer(self, logits, n_frames: int) -> np.ndarray:
         """Log-probabilities (frames x vocab, float32) of ``logits()``, a (frames, vocab) tensor
@@ -295,7 +319,12 @@ def load_model(source: str | os.PathLike | None = None, device: str = "auto", ha
         raise ModelLoadError(f"int8 runs on the CPU only (device {device!r} asked for); on a GPU use half precision")
     if backend not in BACKENDS:
         raise ModelLoadError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
-    model = _load_float(source, "cpu" if int8 else device, half, allow_pickle)
+    try:
+        model = _load_float(source, "cpu" if int8 else device, half, allow_pickle)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # damaged files make the format libraries raise almost anything
+        raise ModelLoadError(f"{source or embedded_model_dir()}: the model does not load ({one_line(exc)})") from exc
     if backend != "torch":
         _use_onnxruntime(model, backend == "onnxruntime", compute_threads(threads), int8, progress)
     if int8 and model.backend == "torch":
@@ -353,6 +382,8 @@ def _load_float(source: str | os.PathLike | None = None, device: str = "auto", h
     where = str(path) if local else str(source)
     if local and is_whisper_ctc(path):
         return _load_whisper_ctc(path, device, half)
+    if local and not (path / "config.json").exists():
+        raise ModelLoadError(f"{path}: not a model folder (no config.json)")
     if not local:
         _check_hub(where)  # before torch and transformers load: seconds the user need not wait
     import torch
@@ -377,8 +408,6 @@ def _load_float(source: str | os.PathLike | None = None, device: str = "auto", h
                 f"and it is not in the local cache"
             ) from exc
 
-    if local and not (path / "config.json").exists():
-        raise ModelLoadError(f"{path}: not a model folder (no config.json)")
     try:
         config = fetch(AutoConfig)
     except ValueError as exc:

@@ -8,9 +8,14 @@ frames are shown as tentative and recomputed by the next window.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .geometry import Geometry
+
+# The Whisper encoder's 30 s of positions, and half the file ring (transcribe.RING_SECONDS), so
+# every window fits in both; streaming never needs longer ones.
+MAX_WINDOW_MS = 30_000.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,14 @@ class ChunkSettings:
     def check(self) -> None:
         """Raise ValueError for settings no model can plan with (needs no model, so the CLI
         checks them before loading one)."""
+        if not all(math.isfinite(v) for v in (self.chunk_ms, self.left_ms, self.right_ms)):
+            raise ValueError("chunk and context sizes must be finite numbers of ms")
         if self.chunk_ms <= 0 or self.left_ms < 0 or self.right_ms < 0:
             raise ValueError("chunk must be > 0 ms and contexts >= 0 ms")
+        window_ms = self.chunk_ms + self.left_ms + self.right_ms
+        if window_ms > MAX_WINDOW_MS:
+            raise ValueError(f"a window (left + chunk + right) of {window_ms:g} ms is longer than "
+                             f"{MAX_WINDOW_MS:g} ms, the longest asrlive streams")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class StreamWorker:
             raise ValueError(f"ring at {ring.sample_rate} Hz, model at {model.sample_rate} Hz")
         self.model = model
         self.ring = ring
+        self._check_fits(plan)
         self._plan = plan
         self.live = live
         self.max_backlog_samples = int(max_backlog_s * ring.sample_rate)
@@ -110,7 +111,15 @@ class StreamWorker:
         """Use ``plan`` from the next window on."""
         if plan.geometry != self.model.geometry:
             raise ValueError("plan made for another model's geometry")
+        self._check_fits(plan)
         self._plan = plan
+
+    def _check_fits(self, plan: ChunkPlan) -> None:
+        # A window longer than the ring would wait for audio a blocked writer never delivers.
+        full = plan.window(plan.left_frames)  # the first window with its whole left context
+        if full.end_sample - full.start_sample > self.ring.capacity:
+            raise ValueError(f"a window of {(full.end_sample - full.start_sample) / self.ring.sample_rate:.1f} s "
+                             f"does not fit in the {self.ring.capacity / self.ring.sample_rate:.0f} s audio ring")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="asrlive-ctc", daemon=True)
@@ -171,8 +180,14 @@ class StreamWorker:
             if not self._process(window):
                 continue  # a live writer lapped us mid-read: _fit_to_ring skips ahead next time
             commit_from = window.commit_to
-            keep_from = max(0, plan.window(commit_from).start_sample - int(MAX_LEFT_CONTEXT_S * g.sample_rate))
-            self.ring.release(keep_from)
+            self.ring.release(self._keep_from(plan.window(commit_from)))
+
+    def _keep_from(self, upcoming: Window) -> int:
+        """The oldest sample the ring keeps: MAX_LEFT_CONTEXT_S before the upcoming window, less
+        where the window would then not fit beside it (a blocked writer could not deliver it)."""
+        sample_rate = self.model.geometry.sample_rate
+        wanted = upcoming.start_sample - int(MAX_LEFT_CONTEXT_S * sample_rate)
+        return max(0, min(upcoming.start_sample, max(wanted, upcoming.end_sample - self.ring.capacity)))
 
     def _skip_to(self, frame: int, commit_from: int) -> int:
         if frame <= commit_from:

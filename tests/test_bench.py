@@ -131,10 +131,10 @@ def test_manifest_problems_are_reported_before_any_model_loads(tmp_path, capsys)
     sf.write(wav, np.zeros(8000, np.float32), 16000)
     manifest = tmp_path / "m.tsv"
     manifest.write_text("id\tpath\ttranscript\na\ta.wav\thello there\nb\tb.wav\tgone\n")
-    with pytest.raises(BenchError, match="1 audio files missing"):
+    with pytest.raises(BenchError, match="b.wav: no such file"):
         read_manifest(manifest)
     assert main(["bench", "--data", str(manifest), "--model", str(tmp_path / "no-model")]) == 3
-    assert "missing" in capsys.readouterr().err
+    assert "m.tsv:3:" in capsys.readouterr().err
     (tmp_path / "bad.tsv").write_text("a.wav\thello\n")
     assert main(["bench", "--data", str(tmp_path / "bad.tsv")]) == 3
     assert main(["bench"]) == 2
@@ -208,3 +208,25 @@ def test_a_long_title_widens_the_plot_instead_of_clipping_its_legend(tmp_path):
     margin = [image.pixelColor(x, y).lightness() for x in range(image.width() - 6, image.width())
               for y in range(20, 140)]
     assert min(margin) > 200  # background and faint grid lines: no text runs into the edge
+
+
+@pytest.mark.parametrize("body,words", [
+    (b"id\tpath\ttranscript\n", "no utterances"),
+    (b"id\tpath\ttranscript\na\ta.wav\n", "fewer than the header's 3"),
+    (b"id\tpath\ttranscript\na\ta.wav\thi\na\ta.wav\tho\n", "id 'a' appears twice"),
+    (b"id\tpath\ttranscript\na\ta.wav\t  \n", "empty id, path or transcript"),
+    (b"id\tpath\ttranscript\na\ta.wav\tcaf\xe9\n", "not UTF-8"),
+    (b"id\tpath\ttranscript\na\ttext.wav\thi\n", "not a readable audio file"),
+])
+def test_bad_manifests_are_refused_with_the_reason(tmp_path, body, words):
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 16000)
+    (tmp_path / "text.wav").write_text("not audio")
+    (tmp_path / "m.tsv").write_bytes(body)
+    with pytest.raises(BenchError, match=words):
+        read_manifest(tmp_path / "m.tsv")
+
+
+def test_manifest_with_a_byte_order_mark_reads(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 16000)
+    (tmp_path / "m.tsv").write_bytes("\ufeffid\tpath\ttranscript\na\ta.wav\thello\n".encode())
+    assert read_manifest(tmp_path / "m.tsv") == [("a", tmp_path / "a.wav", "HELLO")]

@@ -226,6 +226,13 @@ print(code, sorted(m for m in ("torch", "transformers") if m in sys.modules))
     (["transcribe", "--decoder", "greedy", "--lm", "x.arpa", "x.wav"], 2),  # an LM needs beam search
     (["transcribe", "--decoder", "beam", "--lm", "missing.arpa", "x.wav"], 3),
     (["live", "--decoder", "beam", "--lm", "x.wav"], 3),  # not an ARPA file
+    (["transcribe", "--chunk-ms", "nan", "x.wav"], 2),
+    (["transcribe", "--left-ms", "28000", "--right-ms", "2000", "x.wav"], 2),  # a window past 30 s
+    (["transcribe", "x.wav", "-o", "no-such-folder/x.txt"], 2),
+    (["transcribe", "--model", ".", "x.wav"], 4),  # a folder without config.json
+    (["live", "--seconds", "0"], 2),
+    (["bench", "--synth", "100000"], 2),
+    (["rf", "--empirical", "--audio", "nope.wav"], 3),
 ])
 def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
     sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 16000)
@@ -260,3 +267,48 @@ def test_uncached_hub_id_without_network_fails_in_one_line(tmp_path):
     assert done.returncode == 4, done.stderr
     assert done.stderr == (f"asrlive: error: nobody/no-such-model-xyz: not in the local Hugging Face cache, "
                            f"and the hub ({endpoint}) cannot be reached\n")
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["transcribe", "--chunk-ms", "abc", "x.wav"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("asrlive: error: argument --chunk-ms") and "--help" in err
+
+
+def test_outputs_that_would_overwrite_an_input_or_each_other_are_refused_first(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "same.wav", np.zeros(8000, np.float32), 16000)
+    wav = tmp_path / "a" / "same.wav"
+    before = wav.read_bytes()
+    no_model = str(tmp_path / "no-model")  # reached only if the checks let it through (exit 4)
+    assert main(["transcribe", "--model", no_model, str(wav), "-o", str(wav)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err and wav.read_bytes() == before
+    code = main(["transcribe", "--model", no_model, str(wav), str(tmp_path / "b" / "same.wav"), "-o", str(tmp_path / "out")])
+    assert code == 2 and "would both write" in capsys.readouterr().err
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_transcript_that_cannot_be_written_goes_to_stdout(tmp_path, tiny_model_dir, sentence_files, monkeypatch, capsys):
+    paths, _ = sentence_files
+
+    def disk_full(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("asrlive.export.write_atomic", disk_full)
+    code = main(["transcribe", "--model", str(tiny_model_dir), "--decoder", "greedy", str(paths[16000]),
+                 "-o", str(tmp_path / "t.txt")])
+    out, err = capsys.readouterr()
+    assert code == 3 and "No space left on device" in err and "follows on stdout" in err
+    assert len(out.strip()) > 10
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names that are not UTF-8 exist on Linux file systems")
+def test_file_name_that_is_not_utf8_is_read(tmp_path):
+    from asrlive.audio.files import file_info, read_file
+
+    path = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/bad\xff\xfename.wav"))
+    sf.write(os.fsencode(path), np.zeros(1600, np.float32), 16000)
+    assert file_info(path) == (16000, 1, 0.1) and len(read_file(path, 16000)) == 1600

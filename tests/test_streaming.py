@@ -194,3 +194,62 @@ def test_streaming_past_the_ring_keeps_every_windows_context(tiny_model):
         (max(0, t.commit_from - plan.left_frames), min(total, t.commit_to + plan.right_frames)) for t in timings]
     assert [t.commit_from for t in timings] == list(range(0, total, plan.hop_frames))
     assert worker.store.n_frames == total and not np.isnan(worker.store.all_frames()).any()
+
+
+@pytest.mark.parametrize("settings_", [ChunkSettings(float("nan"), 0, 0), ChunkSettings(1000, float("inf"), 0),
+                                       ChunkSettings(1000, 25000, 4020)])
+def test_settings_no_stream_can_run_are_refused(settings_):
+    with pytest.raises(ValueError):
+        settings_.check()
+
+
+def test_window_and_its_kept_past_longer_than_the_ring_still_stream(tiny_model):
+    """A 4.5 s window in a 6 s ring, the file three times the ring: the ring keeps less than its
+    usual 10 s before a window rather than make the blocked reader wait for audio forever."""
+    from asrlive.audio.sources import ArraySource
+    from asrlive.worker import StreamWorker
+
+    g = tiny_model.geometry
+    ring = AudioRing(16000 * 6, 16000)
+    x = _signal(16000 * 18, 5)
+    worker = StreamWorker(tiny_model, ring, ChunkPlan.from_settings(g, ChunkSettings(1000, 3000, 500)))
+    source = ArraySource(x, ring)
+    source.start()
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    runner.join(300)
+    source.stop()
+    assert not runner.is_alive() and worker.error is None and worker.store.n_frames == g.frames(len(x))
+    with pytest.raises(ValueError, match="does not fit"):
+        StreamWorker(tiny_model, AudioRing(16000 * 2, 16000), ChunkPlan.from_settings(g, ChunkSettings(1000, 1000, 500)))
+
+
+def test_audio_longer_than_one_pass_is_read_in_windows_stitched_frame_exactly():
+    """A model that takes at most N frames a pass reads longer audio in overlapping windows; with
+    a network whose frames see only their own receptive field, the stitched frames equal one pass."""
+    import types
+
+    import torch
+
+    from asrlive.geometry import Geometry
+    from asrlive.model import LONG_FORM_CONTEXT_FRAMES, CTCModel
+
+    geometry = Geometry((400, 3, 3), (160, 1, 2))  # the Whisper front end's shape
+
+    class LocalNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv1d(1, 5, geometry.rf, stride=geometry.jump)
+
+        def forward(self, x):
+            return types.SimpleNamespace(logits=self.conv(x[:, None]).transpose(1, 2))
+
+    model = CTCModel(LocalNet(), "local", list("_abcd"), 0, None, geometry, "cpu", torch.float32, False,
+                     max_window_frames=2 * LONG_FORM_CONTEXT_FRAMES + 100)
+    x = _signal(16000 * 37 + 77, 3)
+    stitched = model.log_probs(x)
+    model.max_window_frames = None
+    whole = model.log_probs(x)
+    assert stitched.shape == whole.shape == (geometry.frames(len(x)), 5)
+    np.testing.assert_allclose(stitched, whole, atol=1e-5)

@@ -25,9 +25,12 @@ def _open(path: Path) -> sf.SoundFile:
     if not os.access(path, os.R_OK):
         raise AudioFileError(f"{path}: not readable (permission denied)")
     try:
-        return sf.SoundFile(str(path))
+        # Bytes, not str: soundfile encodes a str path strictly, which fails on a name that is not
+        # valid in the file system's encoding (Python keeps such names as surrogates).
+        return sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioFileError(f"{path}: not a readable audio file ({exc})") from exc
+        reason = getattr(exc, "error_string", None) or exc  # libsndfile's reason, without the path again
+        raise AudioFileError(f"{path}: not a readable audio file ({reason})") from exc
 
 
 def file_info(path: Path) -> tuple[int, int, float]:
@@ -65,6 +68,8 @@ def truncation(path: Path) -> tuple[float, float] | None:
     path = Path(path)
     with _open(path) as f:
         rate, present, is_wav = f.samplerate, f.frames, f.format in ("WAV", "WAVEX")
+    if present == 0:
+        raise AudioFileError(f"{path}: contains no audio samples")
     declared = _wav_declared_frames(path) if is_wav else None
     if declared is None or declared <= present or not rate:
         return None

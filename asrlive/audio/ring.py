@@ -52,25 +52,35 @@ class AudioRing:
         return self._closed
 
     def write(self, block: np.ndarray, wait_for_room: bool = False, stop: threading.Event | None = None) -> bool:
-        """Append mono samples. With ``wait_for_room`` the call blocks until the reader has
-        released enough (returns False if ``stop`` was set while waiting)."""
+        """Append mono samples. With ``wait_for_room`` the call writes as the reader releases
+        room, blocking until all is written (returns False if ``stop`` was set while waiting)."""
         n = len(block)
         if n == 0:
             return True
         if wait_for_room:
-            if n > self.capacity:
-                raise ValueError("block larger than the ring")
-            with self._cond:
-                while self._written + n - self._released > self.capacity:
-                    if stop is not None and stop.is_set():
-                        return False
-                    self._cond.wait(0.1 if stop is not None else None)
-        elif n > self.capacity:
+            # As much as there is room for, then wait for more: a reader waiting for the first
+            # samples of this block gets them whatever the block's size.
+            done = 0
+            while done < n:
+                with self._cond:
+                    while self._written - self._released >= self.capacity:
+                        if stop is not None and stop.is_set():
+                            return False
+                        self._cond.wait(0.1 if stop is not None else None)
+                    room = self.capacity - (self._written - self._released)
+                self._append(block[done:done + room])
+                done += min(room, n - done)
+            return True
+        if n > self.capacity:
             # Only the newest capacity samples can be kept; count the rest as written.
             with self._cond:
                 self._written += n - self.capacity
             block = block[n - self.capacity:]
-            n = self.capacity
+        self._append(block)
+        return True
+
+    def _append(self, block: np.ndarray) -> None:
+        n = len(block)
         cap = self.capacity
         pos = self._written % cap
         first = min(n, cap - pos)
@@ -88,7 +98,6 @@ class AudioRing:
             self._stamp_time[slot] = now
             self._n_stamps += 1
             self._cond.notify_all()
-        return True
 
     def time_of(self, sample: int) -> float:
         """Monotonic time at which absolute ``sample`` was written (the oldest stamp if it is older
