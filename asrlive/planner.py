@@ -80,8 +80,8 @@ class ChunkPlan:
 
     @property
     def latency_ms(self) -> float:
-        """Algorithmic latency of the last committed frame: its hop plus the right context, plus
-        the conv RF's overhang past the last frame step."""
+        """Algorithmic latency of a hop's first frame, the one that waits longest: the hop and the
+        right context, plus the conv RF's overhang past the last frame step."""
         g = self.geometry
         return self._ms(self.hop_frames + self.right_frames) + (g.rf - g.jump) * 1000.0 / g.sample_rate
 

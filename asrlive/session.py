@@ -68,6 +68,7 @@ class LiveSession:
         self.worker: StreamWorker | None = None
         self.source: FileSource | MicSource | None = None
         self._plan = plan
+        self._stats_from_window = 0  # latency() reads the windows from this one on
         self.capture_block_ms = 0.0
         self.label = ""
         self.journaling = journal
@@ -123,6 +124,9 @@ class LiveSession:
         self._plan = plan
         if self.worker is not None:
             self.worker.set_plan(plan)
+            # The figures describe the plan in use: from the first window surely made with it
+            # (the one running now may still be the old plan's).
+            self._stats_from_window = self.worker.status.windows + 1
 
     @property
     def status(self) -> StreamStatus | None:
@@ -192,7 +196,8 @@ class LiveSession:
         g = self.model.geometry
         rate = g.sample_rate
         worker = self.worker
-        timings = worker.store.recent_timings(STATS_WINDOWS) if worker else []
+        timings = [t for t in (worker.store.recent_timings(STATS_WINDOWS) if worker else [])
+                   if t.index >= self._stats_from_window]
 
         def pct(values: list[float], q: float) -> float | None:
             return float(np.percentile(values, q)) * 1000 if values else None
@@ -211,7 +216,8 @@ class LiveSession:
             right_context_wait_p50=pct(rc, 50),
             speech_to_text_p50=pct(s2t, 50), speech_to_text_p95=pct(s2t, 95),
             real_time_factor=(sum(compute) / hop_s) if hop_s else None,
-            backlog_ms=max(0, self.ring.written - done) * 1000 / rate,
+            # Once the stream has ended nothing waits: what is left is shorter than one frame's RF.
+            backlog_ms=0.0 if worker and worker.status.finished else max(0, self.ring.written - done) * 1000 / rate,
             skipped_ms=(worker.skipped_samples if worker else 0) * 1000 / rate,
             input_overflows=self.ring.input_overflows,
             front_end_hit_rate=reuse.front_end_hit_rate,

@@ -93,6 +93,7 @@ def test_replay_reruns_recent_audio_under_two_plans(qtbot, tmp_path, sentence_wa
     w.show_replay()
     d = w.replay_dialog
     assert d.isVisible() and d.plans[0].settings() == w.session.plan.settings()
+    assert d.plans[1].settings() == ChunkSettings(320, ChunkSettings.left_ms, 320)  # a plan worth comparing
     d.plans[1].set_values(ChunkSettings(320, 640, 320))
     with qtbot.waitSignal(d.job.done, timeout=120000):
         assert d.run()
@@ -382,10 +383,14 @@ def test_bad_file_shows_dialog(qtbot, tmp_path, tiny_model_dir):
 def test_bad_model_shows_dialog_and_keeps_window(qtbot, tmp_path, tiny_model_dir):
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     (tmp_path / "empty").mkdir()
+    w.model_controls.set_source(str(tmp_path / "empty"))  # as Folder… does
     w.load_model(str(tmp_path / "empty"), "cpu")
     qtbot.waitUntil(lambda: _error_dialog(w) is not None, timeout=30000)
     assert "config.json" in _error_dialog(w).text()
     assert w.model is not None and w.start_button.isEnabled()
+    # The boxes name the model that still runs, not the one that failed.
+    assert w.model_controls.selected_source() == str(tiny_model_dir)
+    assert w.model_controls.status.text().startswith("still ")
 
 
 def test_default_geometry_fits_the_screen():

@@ -133,6 +133,11 @@ def test_live_session_latency_reports_what_windows_reused(tiny_model):
     stats = session.latency()
     assert 0.3 < stats.front_end_hit_rate < 1 and stats.state_hit_rate == 0
     assert stats.front_end_hit_rate == session.worker.status.reuse.front_end_hit_rate
+    assert stats.backlog_ms == 0  # the stream ended: nothing waits, though a partial frame is left
+    # A new plan's figures start with its own windows, not the last 200 of the old plan's.
+    assert stats.compute_p50 is not None
+    session.set_plan(ChunkPlan.from_settings(tiny_model.geometry, ChunkSettings(1000, 400, 300)))
+    assert session.latency().compute_p50 is None and session.latency().speech_to_text_p50 is None
 
 
 

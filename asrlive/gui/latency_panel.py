@@ -11,7 +11,8 @@ ROWS = [
     ("queue", "Queue wait p50 / p95", "window audio complete → model call starts"),
     ("compute", "Compute p50 / p95", "one model call per window"),
     ("right", "Right-context wait p50", "hop audio complete → look-ahead audio complete"),
-    ("s2t", "Speech → text p50 / p95", "hop audio complete → its text committed"),
+    ("s2t", "Speech → text p50 / p95", "hop audio complete → its text committed: the wait of the hop's last "
+     "frame; the algorithmic latency under Chunking is the wait of its first, a hop longer"),
     ("rtf", "Real-time factor", "compute time / audio time (< 1 keeps up)"),
     ("reuse", "Reused front end / states", "share of each window's frames whose conv features / encoder "
      "states were computed by an earlier window instead of again"),

@@ -245,11 +245,7 @@ class MainWindow(QMainWindow):
         model, self.beam = loaded
         self.model = model
         g = model.geometry
-        lm = f"; LM {len(self.beam.lm.words):,} words" if self.beam.lm else ""
-        self.model_controls.set_loading(
-            False, f"{Path(model.name).name or model.name} on {model.device}"
-                   f" ({'ONNX Runtime' if model.backend == 'onnxruntime' else 'torch'}, {model.precision}): conv RF {g.rf} samples "
-                   f"({g.rf * 1000 / g.sample_rate:.0f} ms), frame {g.frame_ms:.0f} ms{lm}")
+        self.model_controls.set_loading(False, self._model_status())
         self.model_controls.set_decoder(self.model_controls.decoder_kind(), has_lm=self.beam.lm is not None)
         self.settings.model = "" if model.name == str(_embedded_name()) else model.name
         self.settings.compute_device = self.model_controls.device.currentText()
@@ -259,9 +255,22 @@ class MainWindow(QMainWindow):
             self._play_when_loaded = False
             self.start_streaming()
 
+    def _model_status(self) -> str:
+        model, g = self.model, self.model.geometry
+        lm = f"; LM {len(self.beam.lm.words):,} words" if self.beam.lm else ""
+        return (f"{Path(model.name).name or model.name} on {model.device}"
+                f" ({'ONNX Runtime' if model.backend == 'onnxruntime' else 'torch'}, {model.precision}): conv RF {g.rf} "
+                f"samples ({g.rf * 1000 / g.sample_rate:.0f} ms), frame {g.frame_ms:.0f} ms{lm}")
+
     def _on_model_failed(self, message: str) -> None:
         self._play_when_loaded = False  # a model loaded later by hand should not start playing unasked
-        self.model_controls.set_loading(False, "model not loaded")
+        if self.model is None:
+            self.model_controls.set_loading(False, "model not loaded")
+        else:
+            # The boxes show the model that runs, not the one that failed to load.
+            self.model_controls.set_source(self.settings.model or None)
+            self.model_controls.device.setCurrentText(self.settings.compute_device)
+            self.model_controls.set_loading(False, f"still {self._model_status()} (the new one did not load)")
         self.start_button.setEnabled(self.model is not None)
         self._error(message)
 

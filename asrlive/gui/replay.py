@@ -15,12 +15,16 @@ from PySide6.QtWidgets import (QDialog, QGridLayout, QHBoxLayout, QLabel, QPlain
 from ..bench import COLUMNS, Replay, replay_plans
 from ..bench_report import HEADERS, format_cell
 from ..decoding import DecoderSpec
+from ..planner import ChunkSettings
 from ..session import LiveSession
 from .controls import ChunkControls
 from .symbol_axis import SymbolAxis
 from .jobs import BackgroundJob
 
 # The offline transcript is the reference here, so the ratio to offline's CER does not apply.
+# Plan B until the user sets another: hop 320 / right 320 ms, the low-latency plan the embedded
+# model's card measures beside the default, with the default left context.
+PLAN_B = ChunkSettings(320.0, ChunkSettings.left_ms, 320.0)
 SHOWN = [c for c in COLUMNS if c != "system" and not c.startswith("cer_vs_offline")]
 
 
@@ -41,9 +45,11 @@ class ReplayDialog(QDialog):
         self.run_button = QPushButton("Run both")
         self.run_button.clicked.connect(self.run)
         self.status = QLabel("")
+        self.status.setWordWrap(True)  # a long offline transcript must not widen the dialog
         self.plans = [ChunkControls(), ChunkControls()]
         self.plans[0].setTitle("Plan A (the session's)")
         self.plans[1].setTitle("Plan B")
+        self.plans[1].set_values(PLAN_B)
         self.maps: list[pg.ImageItem] = []
         self.axes: list[SymbolAxis] = []
         self.texts: list[QPlainTextEdit] = []
@@ -69,6 +75,7 @@ class ReplayDialog(QDialog):
         self.table.setHorizontalHeaderLabels([HEADERS[c] for c in SHOWN])
         self.table.verticalHeader().hide()
         self.table.setFixedHeight(100)
+        self.table.resizeColumnsToContents()
         top = QHBoxLayout()
         top.addWidget(QLabel("Replay the last"))
         top.addWidget(self.seconds)
@@ -88,7 +95,7 @@ class ReplayDialog(QDialog):
         self.plans[0].set_values(session.plan.settings())
         oldest, newest = session.audio_extent()
         self.seconds.setMaximum(max(1, math.ceil((newest - oldest) / g.sample_rate)))
-        self.status.setText(f"{(newest - oldest) / g.sample_rate:.0f} s of audio kept")
+        self.status.setText(f"{(newest - oldest) / g.sample_rate:.1f} s of audio kept")
         self.show()
         self.raise_()
 
