@@ -50,6 +50,7 @@ class _Run:
     recovered_text: str = ""  # a run recovered from a journal: text alone, no log
     shown: int = 0            # characters of the log already returned by update
     last_shown: Char | None = None
+    skip_to_word: bool = False  # a Clear came mid-word: first_char moves on to the next word's start
 
     def text(self) -> str:
         if self.log is None:
@@ -99,6 +100,11 @@ class TranscriptHistory:
         run.log, run.cursor = status.log, status.text
         run.duration_s = status.committed_frames * status.log.frame_seconds
         log, n = run.log, status.text.n_chars
+        if run.skip_to_word:
+            # The rest of the word Clear cut into is not shown (nor copied or saved).
+            while run.first_char < n and not log.pieces[run.first_char].startswith(" "):
+                run.first_char += 1
+            run.skip_to_word = run.first_char >= n
         last_prob = None
         if run.last_shown is not None:
             now = status.text.last_char if run.shown == n else log.chars[run.shown - 1]
@@ -133,7 +139,7 @@ class TranscriptHistory:
         if self._current is not None:
             cur = self._current
             self._current = _Run(cur.log, cur.cursor, first_char=cur.shown, duration_s=cur.duration_s,
-                                 shown=cur.shown)
+                                 shown=cur.shown, skip_to_word=cur.shown > 0)
 
     def _all_runs(self) -> list[_Run]:
         return self._runs + ([self._current] if self._current is not None else [])

@@ -456,7 +456,7 @@ def test_settings_store_only_choices_so_new_defaults_reach_old_users(tmp_path):
     assert fresh.value("chunk_ms") is not None and fresh.value("left_ms") is None
 
 
-def test_presentation_mode_shows_transcript(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+def test_presentation_mode_and_saving_the_transcript(qtbot, tmp_path, sentence_wav, tiny_model_dir, monkeypatch):
     path, _ = sentence_wav
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     stream_file(qtbot, w, path)
@@ -464,6 +464,20 @@ def test_presentation_mode_shows_transcript(qtbot, tmp_path, sentence_wav, tiny_
     committed, _ = w.current_text()
     assert w.presentation.isVisible()
     assert committed.split()[-1] in w.presentation.label.text()
+    # The name typed without an extension takes the chosen type's: SubRip, not text in "notes".
+    monkeypatch.setattr("asrlive.gui.main_window.QFileDialog.getSaveFileName",
+                        lambda *args, **kw: (str(tmp_path / "notes"), "SubRip (*.srt)"))
+    w._save_dialog()
+    assert (tmp_path / "notes.srt").read_text().startswith("1\n00:00:")
+
+
+def test_long_file_path_does_not_widen_the_side_panel(qtbot, tmp_path, tiny_model_dir):
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    width = w.source_controls.sizeHint().width()
+    long_path = str(tmp_path / ("a_very_long_recording_name_without_spaces_" * 4 + ".wav"))
+    w.source_controls.set_file(long_path)
+    assert w.source_controls.sizeHint().width() <= width
+    assert w.source_controls.file_label.toolTip() == long_path and w.source_controls.path == long_path
 
 
 def test_gradient_toggle_draws_pinned_frame_sensitivity(qtbot, tmp_path, sentence_wav, tiny_model_dir):

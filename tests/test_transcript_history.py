@@ -39,15 +39,24 @@ def test_updates_append_exactly_the_committed_text():
     assert [p is None for p in np.concatenate([u.probs for u in updates if u.probs])].count(True) == 1  # the space
 
 
-def test_clear_mid_word_keeps_words_and_text_together():
+def test_clear_mid_word_drops_the_rest_of_that_word_from_text_and_words():
+    h = TranscriptHistory()
+    h.start_run()
+    run = FakeRun("__HHHEE_LLL_LLOO__||_WWOORR_LLDD___||_AGAIN__")
+    h.update(run.upto(24))          # "HELLO WO" shown
+    h.clear()
+    updates = [h.update(run.upto(36)), h.update(run.upto(len(run.lp)))]  # "RLD", then " AGAIN"
+    assert shown(updates) == "AGAIN" == h.text()
+    assert [w.text for w in h.words()] == ["AGAIN"]
+
+
+def test_clear_between_words_keeps_the_next_word():
     h = TranscriptHistory()
     h.start_run()
     run = FakeRun("__HHHEE_LLL_LLOO__||_WWOORR_LLDD___")
-    h.update(run.upto(24))          # "HELLO WO" shown
+    h.update(run.upto(16))          # "HELLO" shown
     h.clear()
-    updates = [h.update(run.upto(36))]
-    assert shown(updates) == "RLD" == h.text()
-    assert [w.text for w in h.words()] == ["RLD"]
+    assert shown([h.update(run.upto(36))]) == "WORLD" == h.text()
 
 
 def test_runs_are_separated_and_continue_the_time_line():

@@ -7,6 +7,9 @@ from pathlib import Path
 
 
 def run_app(model: str | None = None, audio_file: Path | None = None) -> int:
+    import signal
+
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from ..model import configure_torch_threads
@@ -17,4 +20,11 @@ def run_app(model: str | None = None, audio_file: Path | None = None) -> int:
     app.setApplicationName("asrlive")
     window = MainWindow(initial_model=model, initial_file=audio_file)
     window.show()
+    # Ctrl+C in the terminal closes the window as its close button does (settings saved, the
+    # stream stopped) instead of raising KeyboardInterrupt in whatever slot is running. Python
+    # runs signal handlers only between bytecodes, hence the idle timer.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
     return app.exec()

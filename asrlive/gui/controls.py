@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
@@ -12,6 +14,7 @@ from ..model import EMBEDDED_MODEL_NAME
 from ..planner import ChunkPlan, ChunkSettings
 
 EMBEDDED_LABEL = f"Embedded ({EMBEDDED_MODEL_NAME})"
+FILE_LABEL_PX = 170  # beside the Open… button in the side panel
 
 
 class ModelControls(QGroupBox):
@@ -143,7 +146,10 @@ class SourceControls(QGroupBox):
 
     def set_file(self, path: str) -> None:
         self.path = path
-        self.file_label.setText(path)
+        # The name alone, elided, so a long path cannot widen the side panel; the tooltip has it all.
+        name = Path(path).name or path
+        self.file_label.setText(self.file_label.fontMetrics().elidedText(name, Qt.ElideMiddle, FILE_LABEL_PX))
+        self.file_label.setToolTip(path)
         self.file.setChecked(True)
 
     def file_speed(self) -> float:

@@ -411,21 +411,25 @@ class MainWindow(QMainWindow):
         write_atomic(path, render(fmt if fmt in FORMATS else "txt", committed, words, record))
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
+        path, chosen = QFileDialog.getSaveFileName(
             self, "Save transcript", self.settings.last_folder,
             "Text (*.txt);;SubRip (*.srt);;WebVTT (*.vtt);;JSON with word times (*.json)")
         if not path:
             return
+        target = Path(path)
+        if target.suffix.lower().lstrip(".") not in FORMATS and "*." in chosen:
+            # A name typed without an extension takes the chosen type's, so the format is the one picked.
+            target = target.with_name(target.name + chosen[chosen.index("*.") + 1:chosen.index(")")])
         try:
-            self.save_transcript(Path(path))
+            self.save_transcript(target)
         except OSError as exc:
-            self._error(f"Could not save {path}: {exc}")
+            self._error(f"Could not save {target}: {exc.strerror or exc}")
 
     def toggle_presentation(self) -> None:
         if self.presentation.isVisible():
             self.presentation.close()
         else:
-            self.presentation.show()
+            self.presentation.showFullScreen()
 
     def show_sensitivity(self) -> None:
         self.sensitivity_dialog.session = self.session

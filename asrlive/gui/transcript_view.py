@@ -128,7 +128,8 @@ class TranscriptView(QTextEdit):
 
 
 class PresentationWindow(QWidget):
-    """The transcript alone, large, light on dark, for dictation demos. Esc closes it."""
+    """The transcript alone, large, light on dark, full screen, for dictation demos. Esc or F11
+    closes it."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent, Qt.Window)
@@ -145,7 +146,8 @@ class PresentationWindow(QWidget):
         self.label.setStyleSheet("color:#f5f5f5; padding:40px;")
         box = QVBoxLayout(self)
         box.addWidget(self.label)
-        QShortcut(QKeySequence(Qt.Key_Escape), self, self.close)
+        for key in (Qt.Key_Escape, Qt.Key_F11):
+            QShortcut(QKeySequence(key), self, self.close)
         self.resize(1280, 720)
         self._tail = ""
         self._tentative = ""
