@@ -664,6 +664,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        from .audio.files import AudioFileError, truncation
+
+        try:
+            truncation(args.file)  # before the window opens: a typo is a line here, not a dialog later
+        except AudioFileError as exc:
+            raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
     from .gui.app import run_app
 
     return run_app(model=args.model, audio_file=args.file)

@@ -233,6 +233,7 @@ print(code, sorted(m for m in ("torch", "transformers") if m in sys.modules))
     (["live", "--seconds", "0"], 2),
     (["bench", "--synth", "100000"], 2),
     (["rf", "--empirical", "--audio", "nope.wav"], 3),
+    (["gui", "--file", "nope.wav"], 3),
 ])
 def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
     sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 16000)
