@@ -24,7 +24,6 @@ from PySide6.QtWidgets import QApplication
 
 from asrlive.gui.main_window import MainWindow
 from asrlive.model import configure_torch_threads
-from asrlive.planner import ChunkSettings
 from asrlive.synth import Voice, synthesize
 
 TEXT = ["THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG", "SPEECH RECOGNITION IN REAL TIME",
@@ -87,7 +86,6 @@ def main() -> int:
         def replay() -> None:
             window.show_replay()
             dialog = window.replay_dialog
-            dialog.plans[1].set_values(ChunkSettings(320, 1000, 320))
             dialog.job.done.connect(lambda _: QTimer.singleShot(200, grab))
             dialog.run()
 

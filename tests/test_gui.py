@@ -94,6 +94,8 @@ def test_replay_reruns_recent_audio_under_two_plans(qtbot, tmp_path, sentence_wa
     d = w.replay_dialog
     assert d.isVisible() and d.plans[0].settings() == w.session.plan.settings()
     assert d.plans[1].settings() == ChunkSettings(320, ChunkSettings.left_ms, 320)  # a plan worth comparing
+    room = d.screen().availableGeometry()
+    assert d.width() <= room.width() and d.height() <= room.height()  # opens inside the screen
     d.plans[1].set_values(ChunkSettings(320, 640, 320))
     with qtbot.waitSignal(d.job.done, timeout=120000):
         assert d.run()

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QSizePo
 from .. import rf_analysis as rfa
 from ..session import LiveSession
 from .jobs import BackgroundJob
+from .screen_fit import resize_within_screen
 
 SWEEP_SECONDS = 8.0
 
@@ -53,7 +54,7 @@ class SensitivityDialog(QDialog):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Context sensitivity")
-        self.resize(900, 600)
+        resize_within_screen(self, 900, 600)
         self.plot = pg.GraphicsLayoutWidget()
         self.plot.setBackground("w")
         # One legend for both plots, in a row of its own above them: inside a plot it sat on the

@@ -27,13 +27,13 @@ from .analysis import GradientProbe, SensitivityDialog, attach_gradient_toggle
 from .jobs import BackgroundJob
 from .replay import ReplayDialog
 from .settings import AppSettings, load_geometry_bytes
+from .screen_fit import FRAME_ROOM
 from .stream_view import StreamView
 from .transcript_view import PresentationWindow, TranscriptView
 
 FRAME_INTERVAL_MS = 33     # ~30 Hz redraw of the plots
 TEXT_EVERY_N_FRAMES = 3    # ~10 Hz for text, level and latency
 PREFERRED_SIZE = QSize(1600, 1000)
-FRAME_ROOM = QSize(40, 80)  # a window manager's title bar and borders, unknown until the window shows
 WINDOW_MARGIN_PX = 6
 
 

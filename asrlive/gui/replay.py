@@ -20,6 +20,7 @@ from ..session import LiveSession
 from .controls import ChunkControls
 from .symbol_axis import SymbolAxis
 from .jobs import BackgroundJob
+from .screen_fit import resize_within_screen
 
 # The offline transcript is the reference here, so the ratio to offline's CER does not apply.
 # Plan B until the user sets another: hop 320 / right 320 ms, the low-latency plan the embedded
@@ -32,7 +33,7 @@ class ReplayDialog(QDialog):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Replay recent audio with other chunk settings")
-        self.resize(1200, 760)
+        resize_within_screen(self, 1200, 760)
         self.job = BackgroundJob(self)
         self.job.done.connect(self._show)
         self.job.failed.connect(self._failed)
