@@ -443,6 +443,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             failures += 1
             continue
         warnings = transcript.warnings()
+        if transcript.read_error is not None:
+            warnings.append(f"{transcript.read_error} after {transcript.duration_s:.2f} s; transcribed what is there")
+            failures += 1
         if cut is not None:
             # The partial text is kept and written; the exit code still says the input was bad.
             warnings.append(f"truncated: header says {cut[0]:.2f} s, {cut[1]:.2f} s present; transcribed what is there")

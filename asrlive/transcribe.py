@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio.files import file_info, read_file
+from .audio.files import AudioFileError, file_info, read_file
 from .audio.ring import AudioRing
 from .audio.sources import ArraySource, FileSource, input_level
 from .decoder import TimedWord
@@ -39,6 +39,7 @@ class Transcript:
     input_peak: float | None = None
     clipped_fraction: float | None = None
     reuse_stats: dict | None = None  # ReuseStats.as_dict() of a streamed run
+    read_error: str | None = None    # why the file broke off; the text is of the audio before it
 
     @property
     def n_frames(self) -> int:
@@ -111,7 +112,9 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
     finally:
         done.set()
         source.stop()
-    if source.error is not None:
+    # A file that breaks off mid-way (a cut FLAC) keeps the text of what was read before it.
+    read_error = source.error if isinstance(source.error, AudioFileError) and ring.written else None
+    if source.error is not None and read_error is None:
         raise source.error
     if worker.error is not None:
         raise worker.error
@@ -127,6 +130,7 @@ def _run_stream(model: CTCModel, source_factory: Callable[[AudioRing], FileSourc
         input_peak=source.peak,
         clipped_fraction=source.clipped_samples / max(1, ring.written),
         reuse_stats=final.reuse.as_dict(),
+        read_error=None if read_error is None else str(read_error).removeprefix(f"{name}: "),
     )
 
 
