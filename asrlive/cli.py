@@ -423,6 +423,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.audio]
     outputs = _checked_outputs(paths, args.output, args.format, "--output")
     emissions = _checked_outputs(paths, args.emissions, "npz", "--emissions")
+    if clash := {o for o in outputs if o is not None} & set(emissions):
+        raise CLIError(f"--output and --emissions would both write {clash.pop()}", EXIT_USAGE)
     inputs = _check_inputs(paths)
     failures = sum(not i.usable for i in inputs)
     if failures == len(inputs):

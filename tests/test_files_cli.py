@@ -245,6 +245,7 @@ print(code, sorted(m for m in ("torch", "transformers") if m in sys.modules))
     (["bench", "--synth", "100000"], 2),
     (["rf", "--empirical", "--audio", "nope.wav"], 3),
     (["gui", "--file", "nope.wav"], 3),
+    (["transcribe", "x.wav", "-o", "out.npz", "--emissions", "out.npz"], 2),
 ])
 def test_argument_and_file_errors_come_before_torch(tmp_path, argv, code):
     sf.write(tmp_path / "x.wav", np.zeros(8000, np.float32), 16000)
