@@ -85,8 +85,9 @@ def read_manifest(path: Path) -> list[tuple[str, Path, str]]:
         raise BenchError(f"manifest {path} not found")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of "id"
-            reader = csv.DictReader(f, delimiter="\t")
-            rows = list(reader)
+            # No quoting: a transcript that opens with a quote mark must not swallow the rows after it.
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            rows = [(reader.line_num, row) for row in reader]
             header = reader.fieldnames or []
     except UnicodeDecodeError as exc:
         raise BenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
@@ -95,7 +96,7 @@ def read_manifest(path: Path) -> list[tuple[str, Path, str]]:
     if not rows:
         raise BenchError(f"{path}: no utterances under the header")
     entries, seen = [], set()
-    for line, r in enumerate(rows, start=2):
+    for line, r in rows:
         if r["id"] is None or r["path"] is None or r["transcript"] is None:
             raise BenchError(f"{path}:{line}: fewer than the header's {len(header)} tab-separated fields")
         text = normalise(r["transcript"])

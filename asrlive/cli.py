@@ -141,6 +141,10 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
     n = geometry.frames(len(audio))
     if n < 10:
         raise CLIError(f"audio too short for analysis: {n} frames", EXIT_BAD_INPUT)
+    if model.max_window_frames is not None and n > model.max_window_frames:
+        # The measurements run the network on the whole clip at once (gradients, context sweeps).
+        raise CLIError(f"audio too long for analysis: {n} frames, and the model takes at most "
+                       f"{model.max_window_frames} in one pass", EXIT_BAD_INPUT)
     record: dict = {"model": model.name, "analytic": geometry.as_dict(), "audio_seconds": round(len(audio) / geometry.sample_rate, 3)}
     lines: list[str] = []
     if args.empirical:
@@ -242,10 +246,13 @@ def _save_emissions(path: Path, transcript, model) -> None:
 
     g = model.geometry
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, log_probs=transcript.log_probs, vocab=np.array(model.vocab),
-                        blank_id=model.blank_id, frame_seconds=g.frame_seconds,
-                        sample_rate=g.sample_rate, rf_samples=g.rf, jump_samples=g.jump)
-    tmp.replace(path)
+    try:
+        np.savez_compressed(tmp, log_probs=transcript.log_probs, vocab=np.array(model.vocab),
+                            blank_id=model.blank_id, frame_seconds=g.frame_seconds,
+                            sample_rate=g.sample_rate, rf_samples=g.rf, jump_samples=g.jump)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failure: no half-written file left behind
 
 
 def _float_list(text: str) -> list[float]:
@@ -421,14 +428,14 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     settings = _checked_settings(args)
     decoder = _checked_decoder(args)
     paths = [Path(p) for p in args.audio]
-    outputs = _checked_outputs(paths, args.output, args.format, "--output")
-    emissions = _checked_outputs(paths, args.emissions, "npz", "--emissions")
-    if clash := {o for o in outputs if o is not None} & set(emissions):
-        raise CLIError(f"--output and --emissions would both write {clash.pop()}", EXIT_USAGE)
     inputs = _check_inputs(paths)
     failures = sum(not i.usable for i in inputs)
     if failures == len(inputs):
         return EXIT_BAD_INPUT
+    outputs = _checked_outputs(paths, args.output, args.format, "--output")
+    emissions = _checked_outputs(paths, args.emissions, "npz", "--emissions")
+    if clash := {o for o in outputs if o is not None} & set(emissions):
+        raise CLIError(f"--output and --emissions would both write {clash.pop()}", EXIT_USAGE)
     from .audio.files import AudioFileError
     from .export import write_atomic
 
@@ -457,20 +464,24 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         text = _render(transcript, args.format)
         if out is None and labelled:
             text = f"{path}: {text}"
-        try:
-            if out is not None:
+        if out is not None:
+            try:
                 write_atomic(out, text)
-            if em is not None:
-                _save_emissions(em, transcript, model)
-        except OSError as exc:
-            # The transcript is not lost: it goes to stdout instead.
-            print(f"asrlive: error: cannot write {exc.filename or out}: {exc.strerror}; "
-                  f"the transcript of {path} follows on stdout", file=sys.stderr)
-            failures += 1
-            out = None
+            except OSError as exc:
+                # The transcript is not lost: it goes to stdout instead.
+                print(f"asrlive: error: cannot write {out}: {exc.strerror}; the transcript of {path} follows "
+                      "on stdout", file=sys.stderr)
+                failures += 1
+                out = None
         if out is None:
             sys.stdout.write(text)
             sys.stdout.flush()
+        if em is not None:
+            try:
+                _save_emissions(em, transcript, model)
+            except OSError as exc:
+                print(f"asrlive: error: cannot write {em}: {exc.strerror}", file=sys.stderr)
+                failures += 1
     return EXIT_BAD_INPUT if failures else 0
 
 
@@ -598,15 +609,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise CLIError(str(exc), EXIT_USAGE) from exc
     if not (math.isfinite(args.whisper_hop_ms) and args.whisper_hop_ms > 0):
         raise CLIError(f"--whisper-hop-ms must be a positive number, got {args.whisper_hop_ms:g}", EXIT_USAGE)
-    if args.out is not None:
-        if args.out.exists() and not args.out.is_dir():
-            raise CLIError(f"--out {args.out}: is a file; it names a folder", EXIT_USAGE)
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CLIError(f"--out {args.out}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
-        if not os.access(args.out, os.W_OK):
-            raise CLIError(f"--out {args.out}: cannot write in it", EXIT_USAGE)
     plans = [ChunkSettings(c, lf, r) for c in args.chunk_ms for lf in args.left_ms for r in args.right_ms]
     if not plans:
         raise CLIError("no plans: --chunk-ms, --left-ms and --right-ms each need at least one value", EXIT_USAGE)
@@ -629,6 +631,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         entries = read_manifest(args.data) if args.data is not None else None
     except BenchError as exc:
         raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
+    if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise CLIError(f"--out {args.out}: is a file; it names a folder", EXIT_USAGE)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"--out {args.out}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
+        if not os.access(args.out, os.W_OK):
+            raise CLIError(f"--out {args.out}: cannot write in it", EXIT_USAGE)
     model, _ = _model_and_plan(args, plans[0])
     for s in plans[1:]:
         _model_plan_fits(model, s)

@@ -207,7 +207,7 @@ class LiveSession:
         rc = [t.right_context_wait for t in timings]
         s2t = [t.finished - t.hop_ready for t in timings]
         hop_s = sum((t.commit_to - t.commit_from) for t in timings) * g.frame_seconds
-        done = worker.store.n_frames * g.jump if worker else 0
+        frames_done = worker.store.n_frames if worker else 0
         reuse = worker.status.reuse if worker else ReuseStats()
         return LatencyStats(
             capture_block_ms=self.capture_block_ms,
@@ -216,8 +216,8 @@ class LiveSession:
             right_context_wait_p50=pct(rc, 50),
             speech_to_text_p50=pct(s2t, 50), speech_to_text_p95=pct(s2t, 95),
             real_time_factor=(sum(compute) / hop_s) if hop_s else None,
-            # Once the stream has ended nothing waits: what is left is shorter than one frame's RF.
-            backlog_ms=0.0 if worker and worker.status.finished else max(0, self.ring.written - done) * 1000 / rate,
+            # In whole frames: the few samples past the last frame's RF are no frame's, never waiting.
+            backlog_ms=max(0, g.frames(self.ring.written) - frames_done) * g.frame_ms,
             skipped_ms=(worker.skipped_samples if worker else 0) * 1000 / rate,
             input_overflows=self.ring.input_overflows,
             front_end_hit_rate=reuse.front_end_hit_rate,

@@ -22,6 +22,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# pip, less the warnings this machine's pip configuration prints for every install; a failed
+# install stops the script (so the stamp below is never written for it).
+pip_install() {
+  local out status=0
+  out=$(.venv/bin/pip install -q --disable-pip-version-check "$@" 2>&1) || status=$?
+  printf '%s\n' "$out" | grep -v -e "^WARNING: Location" -e '^$' >&2 || true
+  return "$status"
+}
+
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.asrlive-installed
@@ -30,8 +39,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv" >&2
   # torch first, pinned: the version these machines' wheel folder holds as a CPU build; an
   # unpinned torch would come from the registry with several GB of CUDA packages.
-  .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/pip install -q --disable-pip-version-check -c scripts/constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  pip_install "torch==2.13.0"
+  pip_install -c scripts/constraints.txt -e ".[test]"
   .venv/bin/python -c "import asrlive, torch, transformers, onnxruntime, onnx, PySide6, pyqtgraph, sounddevice, soundfile, soxr, pytestqt"
   echo "$want" > "$stamp"
 fi

@@ -217,6 +217,7 @@ def test_a_long_title_widens_the_plot_instead_of_clipping_its_legend(tmp_path):
     (b"id\tpath\ttranscript\na\ta.wav\t  \n", "empty id, path or transcript"),
     (b"id\tpath\ttranscript\na\ta.wav\tcaf\xe9\n", "not UTF-8"),
     (b"id\tpath\ttranscript\na\ttext.wav\thi\n", "not a readable audio file"),
+    (b"id\tpath\ttranscript\na\ta.wav\thi\n\nb\tgone.wav\tho\n", "m.tsv:4: .*gone.wav: no such file"),
 ])
 def test_bad_manifests_are_refused_with_the_reason(tmp_path, body, words):
     sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 16000)
@@ -226,7 +227,7 @@ def test_bad_manifests_are_refused_with_the_reason(tmp_path, body, words):
         read_manifest(tmp_path / "m.tsv")
 
 
-def test_manifest_with_a_byte_order_mark_reads(tmp_path):
+def test_manifest_with_a_byte_order_mark_or_quote_marks_reads(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 16000)
-    (tmp_path / "m.tsv").write_bytes("\ufeffid\tpath\ttranscript\na\ta.wav\thello\n".encode())
-    assert read_manifest(tmp_path / "m.tsv") == [("a", tmp_path / "a.wav", "HELLO")]
+    (tmp_path / "m.tsv").write_bytes('\ufeffid\tpath\ttranscript\na\ta.wav\t"hello\nb\ta.wav\tthere"\n'.encode())
+    assert [(uid, text) for uid, _, text in read_manifest(tmp_path / "m.tsv")] == [("a", "HELLO"), ("b", "THERE")]

@@ -325,3 +325,30 @@ def test_file_name_that_is_not_utf8_is_read(tmp_path):
     path = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/bad\xff\xfename.wav"))
     sf.write(os.fsencode(path), np.zeros(1600, np.float32), 16000)
     assert file_info(path) == (16000, 1, 0.1) and len(read_file(path, 16000)) == 1600
+
+
+def test_rf_analysis_refuses_audio_longer_than_one_pass(tmp_path, capsys):
+    from tests.conftest import make_tiny_whisper_ctc
+
+    folder = make_tiny_whisper_ctc(tmp_path / "model")
+    long_wav = tmp_path / "long.wav"
+    sf.write(long_wav, _noise(31.0), 16000)
+    capsys.readouterr()
+    assert main(["rf", "--empirical", "--model", str(folder), "--audio", str(long_wav)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "audio too long for analysis" in err
+
+
+def test_emissions_that_cannot_be_written_leave_the_transcript_and_no_temp_file(
+        tmp_path, tiny_model_dir, sentence_files, monkeypatch, capsys):
+    paths, _ = sentence_files
+
+    def disk_full(*args, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("numpy.savez_compressed", disk_full)
+    code = main(["transcribe", "--model", str(tiny_model_dir), "--decoder", "greedy", str(paths[16000]),
+                 "-o", str(tmp_path / "t.txt"), "--emissions", str(tmp_path / "e.npz")])
+    out, err = capsys.readouterr()
+    assert code == 3 and "cannot write" in err and "e.npz" in err and out == ""
+    assert (tmp_path / "t.txt").read_text().strip() and sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]

@@ -27,6 +27,7 @@ class AudioRing:
         self.sample_rate = int(sample_rate)
         self._buf = np.zeros(2 * self.capacity, dtype=np.float32)
         self._written = 0
+        self._writing = 0  # end of the samples being copied in: their slots may be overwritten now
         self._released = 0
         self._closed = False
         self._cond = threading.Condition()
@@ -82,6 +83,8 @@ class AudioRing:
     def _append(self, block: np.ndarray) -> None:
         n = len(block)
         cap = self.capacity
+        with self._cond:
+            self._writing = self._written + n
         pos = self._written % cap
         first = min(n, cap - pos)
         self._buf[pos:pos + first] = block[:first]
@@ -149,5 +152,6 @@ class AudioRing:
             return None
         pos = start % self.capacity
         out = self._buf[pos:pos + (end - start)].copy()
-        # A live writer may have lapped us while copying: the copy is only good if start survived.
-        return out if start >= self.oldest else None
+        # A live writer may have lapped us while copying: the copy is only good if no slot of it
+        # was being written meanwhile (``_writing`` moves before the copy-in, ``_written`` after).
+        return out if start >= self._writing - self.capacity else None

@@ -420,6 +420,10 @@ class MainWindow(QMainWindow):
         if target.suffix.lower().lstrip(".") not in FORMATS and "*." in chosen:
             # A name typed without an extension takes the chosen type's, so the format is the one picked.
             target = target.with_name(target.name + chosen[chosen.index("*.") + 1:chosen.index(")")])
+            # The dialog asked about replacing the name as typed, not this one.
+            if target.exists() and QMessageBox.question(
+                    self, "Save transcript", f"{target.name} already exists. Replace it?") != QMessageBox.Yes:
+                return
         try:
             self.save_transcript(target)
         except OSError as exc:
