@@ -121,17 +121,11 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
     from . import rf_analysis as rfa
     from .model import ModelLoadError, configure_torch_threads, load_model
 
-    if args.threads is not None and args.threads < 1:
-        raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
+    _check_threads(args)
     if args.sensitivity and args.frames < 4:
         raise CLIError(f"--frames must be at least 4, got {args.frames}", EXIT_USAGE)
     if args.audio is not None:
-        from .audio.files import AudioFileError, truncation
-
-        try:
-            truncation(args.audio)  # reads the header only: a bad file fails before the model loads
-        except AudioFileError as exc:
-            raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
+        _check_audio(args.audio)
     configure_torch_threads(args.threads)
     try:
         model = load_model(args.model, device="cpu")
@@ -203,6 +197,22 @@ def _progress_printer(total_samples: int):
     return show
 
 
+def _make_folder(folder: Path, flag: str) -> None:
+    """Make the output folder ``folder`` names (it may exist), or a CLIError saying why not."""
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{flag} {folder}: is a file; it names a folder here", EXIT_USAGE)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"{flag} {folder}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
+    _check_writable(folder, flag)
+
+
+def _check_writable(folder: Path, flag: str) -> None:
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{flag}: cannot write in {folder}", EXIT_USAGE)
+
+
 def _checked_outputs(paths: list[Path], out: Path | None, ext: str, flag: str) -> list[Path | None]:
     """Where each input's output goes (``out`` is a file for one input, else a folder, made here),
     checked before the model loads: the folder is writable, no output overwrites an input, no two
@@ -211,19 +221,12 @@ def _checked_outputs(paths: list[Path], out: Path | None, ext: str, flag: str) -
         return [None] * len(paths)
     if len(paths) == 1 and not out.is_dir():
         targets = [out]
+        if not out.parent.is_dir():
+            raise CLIError(f"{flag} {out}: no such folder {out.parent}", EXIT_USAGE)
+        _check_writable(out.parent, flag)
     else:
-        if out.exists() and not out.is_dir():
-            raise CLIError(f"{flag} {out}: is a file; with several inputs it names a folder", EXIT_USAGE)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CLIError(f"{flag} {out}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
+        _make_folder(out, flag)
         targets = [out / f"{p.stem}.{ext}" for p in paths]
-    folder = targets[0].parent
-    if not folder.is_dir():
-        raise CLIError(f"{flag} {out}: no such folder {folder}", EXIT_USAGE)
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{flag} {out}: cannot write in {folder}", EXIT_USAGE)
     inputs = {p.resolve(): p for p in paths}
     writers: dict[Path, Path] = {}
     for path, target in zip(paths, targets):
@@ -334,14 +337,18 @@ def _check_plan(settings: ChunkSettings) -> None:
 def _check_compute(args: argparse.Namespace) -> None:
     if not DEVICE_PATTERN.fullmatch(args.device):
         raise CLIError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{args.device}'", EXIT_USAGE)
-    if args.threads is not None and args.threads < 1:
-        raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
+    _check_threads(args)
     if args.precision == "int8" and args.device not in ("auto", "cpu"):
         raise CLIError(f"--precision int8 runs on the CPU only, not --device {args.device}; use --half on a GPU",
                        EXIT_USAGE)
     if _reuses_whisper_states(args) and args.backend == "onnxruntime":
         raise CLIError("--reuse states runs the encoder on torch (it feeds cached keys and values to its layers); "
                        "drop --backend onnxruntime", EXIT_USAGE)
+
+
+def _check_threads(args: argparse.Namespace) -> None:
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be at least 1, got {args.threads}", EXIT_USAGE)
 
 
 def _reuses_whisper_states(args: argparse.Namespace) -> bool:
@@ -378,11 +385,20 @@ def _model_and_plan(args: argparse.Namespace, settings: ChunkSettings):
 def _model_plan_fits(model: CTCModel, settings: ChunkSettings) -> ChunkPlan:
     """The plan of ``settings`` for ``model``, or a CLIError if its window is longer than the model takes."""
     plan = ChunkPlan.from_settings(model.geometry, settings)
-    frames = plan.left_frames + plan.hop_frames + plan.right_frames
-    if model.max_window_frames is not None and frames > model.max_window_frames:
-        raise CLIError(f"a window of {frames} frames (plan {settings.chunk_ms:g}/{settings.left_ms:g}/"
+    if model.max_window_frames is not None and plan.window_frames > model.max_window_frames:
+        raise CLIError(f"a window of {plan.window_frames} frames (plan {settings.chunk_ms:g}/{settings.left_ms:g}/"
                        f"{settings.right_ms:g} ms); the model takes at most {model.max_window_frames}", EXIT_USAGE)
     return plan
+
+
+def _check_audio(path: Path) -> None:
+    """A CLIError unless ``path`` opens as audio; reads the header only, so it runs before the model loads."""
+    from .audio.files import AudioFileError, truncation
+
+    try:
+        truncation(path)
+    except AudioFileError as exc:
+        raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
 
 
 class _Input(NamedTuple):
@@ -632,14 +648,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except BenchError as exc:
         raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
     if args.out is not None:
-        if args.out.exists() and not args.out.is_dir():
-            raise CLIError(f"--out {args.out}: is a file; it names a folder", EXIT_USAGE)
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CLIError(f"--out {args.out}: cannot make the folder ({exc.strerror})", EXIT_USAGE) from exc
-        if not os.access(args.out, os.W_OK):
-            raise CLIError(f"--out {args.out}: cannot write in it", EXIT_USAGE)
+        _make_folder(args.out, "--out")
     model, _ = _model_and_plan(args, plans[0])
     for s in plans[1:]:
         _model_plan_fits(model, s)
@@ -681,12 +690,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_gui(args: argparse.Namespace) -> int:
     if args.file is not None:
-        from .audio.files import AudioFileError, truncation
-
-        try:
-            truncation(args.file)  # before the window opens: a typo is a line here, not a dialog later
-        except AudioFileError as exc:
-            raise CLIError(str(exc), EXIT_BAD_INPUT) from exc
+        _check_audio(args.file)  # before the window opens: a typo is a line here, not a dialog later
     from .gui.app import run_app
 
     return run_app(model=args.model, audio_file=args.file)

@@ -225,10 +225,8 @@ class CTCModel:
 
         context = LONG_FORM_CONTEXT_FRAMES
         plan = ChunkPlan(self.geometry, self.max_window_frames - 2 * context, context, context)
-        total = self.geometry.frames(len(samples))
         parts = []
-        for commit_from in range(0, total, plan.hop_frames):
-            w = plan.window(commit_from, total)
+        for w in plan.windows(self.geometry.frames(len(samples))):
             lp = self.log_probs(samples[w.start_sample:w.end_sample])
             parts.append(lp[w.commit_from - w.first_frame:w.commit_to - w.first_frame])
         return np.concatenate(parts)

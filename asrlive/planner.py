@@ -86,9 +86,14 @@ class ChunkPlan:
         return self._ms(self.hop_frames + self.right_frames) + (g.rf - g.jump) * 1000.0 / g.sample_rate
 
     @property
+    def window_frames(self) -> int:
+        """Frames of a window with its whole left and right context."""
+        return self.left_frames + self.hop_frames + self.right_frames
+
+    @property
     def compute_factor(self) -> float:
         """Frames computed per frame committed in steady state."""
-        return (self.left_frames + self.hop_frames + self.right_frames) / self.hop_frames
+        return self.window_frames / self.hop_frames
 
     def window(self, commit_from: int, total_frames: int | None = None) -> "Window":
         """The window that commits frames from ``commit_from``. ``total_frames`` is known once
@@ -102,6 +107,10 @@ class ChunkPlan:
         start, end = self.geometry.window_span(first, last)
         return Window(first_frame=first, commit_from=commit_from, commit_to=commit_to, end_frame=last,
                       start_sample=start, end_sample=end)
+
+    def windows(self, total_frames: int) -> list["Window"]:
+        """Every window of a stream whose length is known, ``total_frames`` frames, in order."""
+        return [self.window(c, total_frames) for c in range(0, total_frames, self.hop_frames)]
 
     def newest_commit_from(self, total_frames: int) -> int:
         """Where the newest complete window of ``total_frames`` starts committing."""

@@ -38,8 +38,7 @@ def stream_text(net, geometry, audio: np.ndarray, plan: ChunkPlan, stream_positi
     total = geometry.frames(audio.size)
     frames = []
     with torch.inference_mode():
-        for c in range(0, total, plan.hop_frames):
-            w = plan.window(c, total)
+        for w in plan.windows(total):
             feats = net.features(torch.from_numpy(audio[w.start_sample:w.end_sample])[None])
             limit = net.encoder.shape.max_positions - feats.shape[1]
             first = min(w.first_frame, limit) if stream_positions else 0

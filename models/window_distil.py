@@ -69,10 +69,6 @@ def plan_of(ms: tuple[int, int, int]) -> ChunkPlan:
     return ChunkPlan.from_settings(GEOMETRY, ChunkSettings(*map(float, ms)))
 
 
-def windows_of(plan: ChunkPlan, total_frames: int) -> list:
-    return [plan.window(c, total_frames) for c in range(0, total_frames, plan.hop_frames)]
-
-
 def draw_plan(rng: random.Random) -> tuple[int, int, int]:
     u = rng.random()
     if u < 0.25:
@@ -103,7 +99,7 @@ def cache(args) -> None:
                 x = audio[offsets[u]:offsets[u + 1]].astype(np.float32) / 32767
                 ms = draw_plan(rng) if args.plan == "random" else tuple(int(v) for v in args.plan.split("/"))
                 total = GEOMETRY.frames(len(x))
-                wins = windows_of(plan_of(ms), total)
+                wins = plan_of(ms).windows(total)
                 by_len: dict[int, list] = {}
                 for w in wins:  # windows of one length run as one batch
                     by_len.setdefault(w.end_sample - w.start_sample, []).append(w)
