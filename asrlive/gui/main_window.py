@@ -27,7 +27,7 @@ from .analysis import GradientProbe, SensitivityDialog, attach_gradient_toggle
 from .jobs import BackgroundJob
 from .replay import ReplayDialog
 from .settings import AppSettings, load_geometry_bytes
-from .screen_fit import FRAME_ROOM
+from .screen_fit import room_for_window
 from .stream_view import StreamView
 from .transcript_view import PresentationWindow, TranscriptView
 
@@ -42,7 +42,7 @@ def default_geometry(available: QRect) -> tuple[QRect, bool]:
     size where the screen has room for it and a frame; elsewhere the whole available area, maximized
     so that a window manager fits its frame inside the screen too (and without one, as on a bare X
     server, the rect alone fills the screen)."""
-    room = available.size() - FRAME_ROOM
+    room = room_for_window(available.size())
     if room.width() >= PREFERRED_SIZE.width() and room.height() >= PREFERRED_SIZE.height():
         rect = QRect(QPoint(0, 0), PREFERRED_SIZE)
         rect.moveCenter(available.center())
