@@ -221,7 +221,7 @@ def _row(system: str, plan: str, refs: list[str], runs: list[PeerRun], speech_en
 
 
 def plan_label(plan: ChunkPlan) -> str:
-    return f"{plan.hop_ms:g}/{plan.left_ms:g}/{plan.right_ms:g}"
+    return plan.settings().label
 
 
 def run_bench(model: CTCModel, utterances: list[Utterance], plans: list[ChunkSettings], *,

@@ -386,8 +386,8 @@ def _model_plan_fits(model: CTCModel, settings: ChunkSettings) -> ChunkPlan:
     """The plan of ``settings`` for ``model``, or a CLIError if its window is longer than the model takes."""
     plan = ChunkPlan.from_settings(model.geometry, settings)
     if model.max_window_frames is not None and plan.window_frames > model.max_window_frames:
-        raise CLIError(f"a window of {plan.window_frames} frames (plan {settings.chunk_ms:g}/{settings.left_ms:g}/"
-                       f"{settings.right_ms:g} ms); the model takes at most {model.max_window_frames}", EXIT_USAGE)
+        raise CLIError(f"a window of {plan.window_frames} frames (plan {settings.label} ms); the model takes at "
+                       f"most {model.max_window_frames}", EXIT_USAGE)
     return plan
 
 

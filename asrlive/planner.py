@@ -30,6 +30,11 @@ class ChunkSettings:
     # within 1.10x offline's (500 ms read 1.107x; 640 ms 1.095x; 800 ms 1.083x): model card.
     right_ms: float = 640.0
 
+    @property
+    def label(self) -> str:
+        """"hop/left/right" in ms, as the CLI's plan options and the reports write a plan."""
+        return f"{self.chunk_ms:g}/{self.left_ms:g}/{self.right_ms:g}"
+
     def check(self) -> None:
         """Raise ValueError for settings no model can plan with (needs no model, so the CLI
         checks them before loading one)."""

@@ -205,8 +205,7 @@ def main() -> None:
     ap.add_argument("--heldout-corpus", type=Path)
     ap.add_argument("--realspeech", type=Path)
     # The app's default plan and the short-hop plan the issues measure, with the default left context.
-    default = ChunkSettings()
-    ap.add_argument("--plans", default=f"{default.chunk_ms:g}/{default.left_ms:g}/{default.right_ms:g},320/4000/320",
+    ap.add_argument("--plans", default=f"{ChunkSettings().label},320/4000/320",
                     help="streamed plans (realspeech and --heldout-corpus), hop/left/right ms, comma-separated")
     ap.add_argument("--old-model", help="a second model measured offline on realspeech in the same run")
     ap.add_argument("--pocketsphinx", action="store_true")
