@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio.files import AudioFileError, file_info, read_file
+from .audio.files import AudioFileError, file_info, read_available
 from .audio.ring import AudioRing
 from .audio.sources import ArraySource, FileSource, input_level
 from .decoder import TimedWord
@@ -168,4 +168,9 @@ def offline_samples(model: CTCModel, samples: np.ndarray, name: str = "<array>",
 
 
 def offline_file(model: CTCModel, path: Path | str, decoder: DecoderSpec = GREEDY) -> Transcript:
-    return offline_samples(model, read_file(path, model.sample_rate), str(path), decoder)
+    """As streaming does, a file that breaks off keeps the text of what was read before it."""
+    samples, error = read_available(path, model.sample_rate)
+    transcript = offline_samples(model, samples, str(path), decoder)
+    if error is not None:
+        transcript.read_error = str(error).removeprefix(f"{path}: ")
+    return transcript

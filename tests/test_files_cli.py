@@ -134,12 +134,13 @@ def test_truncated_wav_keeps_its_text_warns_and_exits_3(tmp_path, tiny_model_dir
     assert json.loads(out.read_text())["duration_s"] == 0.45
 
 
-def test_flac_cut_short_keeps_the_text_before_the_break_and_exits_3(tmp_path, tiny_model_dir, capsys):
+@pytest.mark.parametrize("mode", [[], ["--offline"]])
+def test_flac_cut_short_keeps_the_text_before_the_break_and_exits_3(tmp_path, tiny_model_dir, capsys, mode):
     flac = tmp_path / "speech.flac"
     sf.write(flac, _noise(4.0), 16000)
     flac.write_bytes(flac.read_bytes()[:flac.stat().st_size // 2])  # decodes until the data stops
     out = tmp_path / "speech.json"
-    code = main(["transcribe", "--model", str(tiny_model_dir), "--format", "json", "-o", str(out), str(flac)])
+    code = main(["transcribe", "--model", str(tiny_model_dir), "--format", "json", "-o", str(out), *mode, str(flac)])
     err = capsys.readouterr().err
     assert code == 3 and err.startswith(f"asrlive: warning: {flac}: truncated or corrupt audio") and err.count("\n") == 1
     assert 0.5 < json.loads(out.read_text())["duration_s"] < 4.0

@@ -104,7 +104,24 @@ def iter_file_blocks(path: Path | str, sample_rate: int, block_seconds: float = 
             raise AudioFileError(f"{path}: contains no audio samples")
 
 
+def read_available(path: Path | str, sample_rate: int) -> tuple[np.ndarray, AudioFileError | None]:
+    """The file's samples up to where it breaks off (a cut FLAC or MP3), and why it broke off, or
+    None for a whole file. Raises AudioFileError when nothing before the break reads."""
+    blocks: list[np.ndarray] = []
+    try:
+        for block in iter_file_blocks(path, sample_rate):
+            blocks.append(block)
+    except AudioFileError as exc:
+        if not blocks:
+            raise
+        return np.concatenate(blocks), exc
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32), None
+
+
 def read_file(path: Path | str, sample_rate: int) -> np.ndarray:
-    """The whole file as one mono float32 array at ``sample_rate``."""
-    blocks = list(iter_file_blocks(path, sample_rate, block_seconds=10.0))
-    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    """The whole file as one mono float32 array at ``sample_rate``; a file that breaks off is an
+    AudioFileError."""
+    samples, error = read_available(path, sample_rate)
+    if error is not None:
+        raise error
+    return samples
