@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from asrlive.audio.sources import FileSource
 from asrlive.gui.main_window import MainWindow
+from asrlive.gui.replay import EMPTY_TITLE
 from asrlive.planner import ChunkSettings
 
 FAST = 3  # index of "as fast as possible" in the speed box
@@ -96,6 +97,7 @@ def test_replay_reruns_recent_audio_under_two_plans(qtbot, tmp_path, sentence_wa
     assert d.plans[1].settings() == ChunkSettings(320, ChunkSettings.left_ms, 320)  # a plan worth comparing
     room = d.screen().availableGeometry()
     assert d.width() <= room.width() and d.height() <= room.height()  # opens inside the screen
+    assert [plot.plotItem.titleLabel.text for plot in d.plots] == [EMPTY_TITLE] * 2  # says how to fill them
     d.plans[1].set_values(ChunkSettings(320, 640, 320))
     with qtbot.waitSignal(d.job.done, timeout=120000):
         assert d.run()
@@ -105,6 +107,7 @@ def test_replay_reruns_recent_audio_under_two_plans(qtbot, tmp_path, sentence_wa
     assert [text.toPlainText() for text in d.texts] == result.texts
     assert [image.image.shape for image in d.maps] == [(len(w.model.vocab), n_frames)] * 2
     assert d.table.rowCount() == 2 and d.table.item(1, 0).text() == "320/640/320"
+    assert d.plots[1].plotItem.titleLabel.text == "320/640/320 ms: per-frame probabilities"
     assert all(d.table.item(i, 1).text().endswith("%") for i in range(2))
 
 

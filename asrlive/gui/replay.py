@@ -26,6 +26,8 @@ from .screen_fit import resize_within_screen
 # Plan B until the user sets another: hop 320 / right 320 ms, the low-latency plan the embedded
 # model's card measures beside the default, with the default left context.
 PLAN_B = ChunkSettings(320.0, ChunkSettings.left_ms, 320.0)
+# Until the first run the plots hold nothing; say what fills them.
+EMPTY_TITLE = "Run both to see each plan's per-frame probabilities"
 SHOWN = [c for c in COLUMNS if c != "system" and not c.startswith("cer_vs_offline")]
 
 
@@ -52,6 +54,7 @@ class ReplayDialog(QDialog):
         self.plans[1].setTitle("Plan B")
         self.plans[1].set_values(PLAN_B)
         self.maps: list[pg.ImageItem] = []
+        self.plots: list[pg.PlotWidget] = []
         self.axes: list[SymbolAxis] = []
         self.texts: list[QPlainTextEdit] = []
         grid = QGridLayout()
@@ -59,16 +62,19 @@ class ReplayDialog(QDialog):
             axis = SymbolAxis()
             plot = pg.PlotWidget(axisItems={"left": axis})
             plot.setLabel("bottom", "time (s)")
+            plot.setTitle(EMPTY_TITLE)
             image = pg.ImageItem(axisOrder="row-major")
             image.setLookupTable(pg.colormap.get("viridis").getLookupTable())
             plot.addItem(image)
             text = QPlainTextEdit()
             text.setReadOnly(True)
+            text.setPlaceholderText("This plan's transcript of the replayed audio")
             text.setMaximumHeight(110)
             grid.addWidget(controls, 0, col)
             grid.addWidget(plot, 1, col)
             grid.addWidget(text, 2, col)
             self.maps.append(image)
+            self.plots.append(plot)
             self.axes.append(axis)
             self.texts.append(text)
         grid.setRowStretch(1, 1)
@@ -95,8 +101,13 @@ class ReplayDialog(QDialog):
             controls.set_geometry(g)
         self.plans[0].set_values(session.plan.settings())
         oldest, newest = session.audio_extent()
-        self.seconds.setMaximum(max(1, math.ceil((newest - oldest) / g.sample_rate)))
-        self.status.setText(f"{(newest - oldest) / g.sample_rate:.1f} s of audio kept")
+        kept_s = (newest - oldest) / g.sample_rate
+        self.seconds.setMaximum(max(1, math.ceil(kept_s)))
+        self.status.setText(f"{kept_s:.1f} s of audio kept")
+        if self.result is None:  # empty plots on the scales a run will fill
+            for plot, axis in zip(self.plots, self.axes):
+                axis.set_symbols(session.model.vocab, session.model.blank_id)
+                plot.setRange(xRange=(0, kept_s), yRange=(-0.5, len(session.model.vocab) - 0.5), padding=0)
         self.show()
         self.raise_()
 
@@ -123,7 +134,9 @@ class ReplayDialog(QDialog):
         self.status.setText(f"offline transcript (the reference for CER): {result.offline_text[:120]}")
         model = self.session.model
         dt = model.geometry.frame_seconds
-        for image, axis, text, lp, words in zip(self.maps, self.axes, self.texts, result.emissions, result.texts):
+        for plot, image, axis, text, lp, words, row in zip(self.plots, self.maps, self.axes, self.texts,
+                                                          result.emissions, result.texts, result.rows):
+            plot.setTitle(f"{row.plan} ms: per-frame probabilities")
             axis.set_symbols(model.vocab, model.blank_id)
             image.setImage(np.exp(lp).T if len(lp) else np.zeros((len(model.vocab), 1)), levels=(0, 1))
             image.setRect(QRectF(0, -0.5, max(1, len(lp)) * dt, len(model.vocab)))
