@@ -8,6 +8,8 @@ import math
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -21,8 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .model import CTCModel
-    from .session import LatencyStats
-    from .worker import StreamStatus
+    from .session import LiveSession
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
@@ -501,31 +502,34 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failures else 0
 
 
-def _cmd_live(args: argparse.Namespace) -> int:
-    """Transcribe the microphone, printing committed text as it is committed."""
-    import time
+@contextmanager
+def _stop_signals_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP (kill, timeout, a closed terminal) end a live run as Ctrl+C does:
+    capture stops, and what was captured is transcribed and printed, not lost."""
+    import signal
+    import threading
 
-    from .audio.devices import DeviceError, find_input_device
-    from .session import LiveSession
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    settings = _checked_settings(args)
-    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
-        raise CLIError(f"--seconds must be a positive number, got {args.seconds:g}", EXIT_USAGE)
-    decoder = _checked_decoder(args)
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        find_input_device(args.input_device)  # before the model loads: a missing device fails at once
-    except (DeviceError, OSError) as exc:
-        raise CLIError(str(exc), EXIT_DEVICE) from exc
-    model, plan = _model_and_plan(args, settings)
-    session = LiveSession(model, plan, journal=not args.no_journal, decoder=decoder, reuse=args.reuse)
-    try:
-        session.start_mic(args.input_device)
-    except (DeviceError, OSError) as exc:
-        raise CLIError(str(exc), EXIT_DEVICE) from exc
-    print(f"asrlive: listening on '{session.label}' with {Path(model.name).name or model.name}; "
-          f"latency {plan.latency_ms:.0f} ms (Ctrl+C stops)", file=sys.stderr, flush=True)
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _follow_live(session: LiveSession, seconds: float | None) -> tuple[int, bool]:
+    """Print committed text as it comes until the run ends, ``seconds`` of audio are captured,
+    or Ctrl+C. Returns (characters printed, whether a second Ctrl+C cut the drain short)."""
     printed, seen = 0, 0
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    # Counted in captured samples, not wall time: a sound server may deliver a second or more late.
+    limit = None if seconds is None else seconds * session.ring.sample_rate
     try:
         while True:
             status = session.worker.wait_update(seen, timeout=0.25)
@@ -535,21 +539,72 @@ def _cmd_live(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
                 printed = status.n_chars
             if status.finished:
-                break
-            if session.error or (deadline is not None and time.monotonic() >= deadline):
+                return printed, False
+            if session.error or (limit is not None and session.ring.written >= limit):
                 session.stop()  # the worker drains what was captured, then finishes
     except KeyboardInterrupt:
         session.stop()
-        session.wait()
-    final = session.worker.status
-    sys.stdout.write(final.new_text(printed) + "\n")
-    sys.stdout.flush()
-    code = 0
+        try:
+            session.wait()
+        except KeyboardInterrupt:  # a second Ctrl+C: stop draining, keep what is committed
+            session.abort()
+            return printed, True
+    return printed, False
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    """Transcribe the microphone, printing committed text as it is committed."""
+    from .audio.devices import DeviceError, find_input_device
+
+    settings = _checked_settings(args)
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise CLIError(f"--seconds must be a positive number, got {args.seconds:g}", EXIT_USAGE)
+    decoder = _checked_decoder(args)
+    try:
+        find_input_device(args.input_device)  # before the model loads: a missing device fails at once
+    except (DeviceError, OSError) as exc:
+        raise CLIError(str(exc), EXIT_DEVICE) from exc
+    with _stop_signals_as_ctrl_c():
+        return _run_live(args, settings, decoder)
+
+
+def _run_live(args: argparse.Namespace, settings: ChunkSettings, decoder: DecoderSpec) -> int:
+    from .audio.devices import DeviceError
+    from .session import LiveSession
+
+    model, plan = _model_and_plan(args, settings)
+    session = LiveSession(model, plan, journal=not args.no_journal, decoder=decoder, reuse=args.reuse)
+    try:
+        session.start_mic(args.input_device)
+    except (DeviceError, OSError) as exc:
+        raise CLIError(str(exc), EXIT_DEVICE) from exc
+    print(f"asrlive: listening on '{session.label}' with {Path(model.name).name or model.name}; "
+          f"latency {plan.latency_ms:.0f} ms (Ctrl+C stops)", file=sys.stderr, flush=True)
+    if journal_error_at_start := session.journal_error:
+        print(f"asrlive: warning: {journal_error_at_start}; the text is only printed", file=sys.stderr)
+    try:
+        printed, cut_short = _follow_live(session, args.seconds)
+        final = session.worker.status
+        if tail := final.new_text(printed):
+            sys.stdout.write(tail)
+        if printed or tail:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        kept = f"; the committed text is in {session.journal.path}" if session.journal is not None else ""
+        raise CLIError(f"cannot write the transcript to stdout: {exc.strerror or exc}{kept}", EXIT_BAD_INPUT) from exc
+    finally:
+        session.abort()  # no capture or worker thread may outlive the command, whatever ended it
+    code = 130 if cut_short else 0
+    if session.journal_error and not journal_error_at_start:  # it broke mid-run (a full disk)
+        print(f"asrlive: warning: {session.journal_error}", file=sys.stderr)
     if session.error:
         print(f"asrlive: error: {session.error}; stopped (the text above is kept)", file=sys.stderr)
         code = EXIT_DEVICE
     if args.json_summary:
-        print(json.dumps(_live_summary(final, session.latency(), decoder, model, args.reuse)), file=sys.stderr)
+        print(json.dumps(_live_summary(session, decoder, args.reuse)), file=sys.stderr)
     return code
 
 
@@ -564,10 +619,13 @@ def _rounded(record: dict) -> dict:
     return {key: one(key, value) for key, value in record.items()}
 
 
-def _live_summary(final: StreamStatus, stats: LatencyStats, decoder: DecoderSpec, model: CTCModel, reuse: str) -> dict:
+def _live_summary(session: LiveSession, decoder: DecoderSpec, reuse: str) -> dict:
     """The --json-summary record of a live run."""
-    return _rounded({"text": final.committed_text, "decoder": decoder.describe(), "frames": final.committed_frames,
-                     "skipped_ms": stats.skipped_ms, "input_overflows": stats.input_overflows,
+    final, stats, model = session.worker.status, session.latency(), session.model
+    return _rounded({"text": final.committed_text, "device": session.label,
+                     "audio_s": session.ring.written / model.sample_rate, "decoder": decoder.describe(),
+                     "frames": final.committed_frames, "skipped_ms": stats.skipped_ms,
+                     "input_overflows": stats.input_overflows,
                      "speech_to_text_p50_ms": stats.speech_to_text_p50,
                      "speech_to_text_p95_ms": stats.speech_to_text_p95,
                      "real_time_factor": stats.real_time_factor, "backend": model.backend,

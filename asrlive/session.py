@@ -14,7 +14,7 @@ import numpy as np
 from .audio.ring import AudioRing
 from .audio.sources import ArraySource, FileSource, MicSource
 from .decoding import GREEDY, DecoderSpec
-from .journal import TranscriptJournal
+from .journal import TranscriptJournal, journal_dir
 from .model import CTCModel
 from .planner import ChunkPlan
 from .emissions import WindowTiming
@@ -73,6 +73,7 @@ class LiveSession:
         self.label = ""
         self.journaling = journal
         self.journal: TranscriptJournal | None = None
+        self.journal_error: str | None = None
         self._journaled_chars = 0
 
     def _start(self, source, live: bool, label: str, block_ms: float) -> None:
@@ -86,8 +87,12 @@ class LiveSession:
         self.worker = StreamWorker(self.model, self.ring, self._plan, live=live, keep_frames=history_frames,
                                    keep_windows=history_frames, decoder=self.decoder, reuse=self.reuse, warm=True)
         if self.journaling:
-            self.journal = TranscriptJournal(label, self.model.name)
-            self.worker.add_listener(self._journal_commit)
+            try:
+                self.journal = TranscriptJournal(label, self.model.name)
+            except OSError as exc:
+                self._journal_failed(exc)
+            else:
+                self.worker.add_listener(self._journal_commit)
         self.worker.start()
         try:
             source.start()
@@ -96,12 +101,23 @@ class LiveSession:
             self.worker.join()
             raise
 
+    def _journal_failed(self, exc: OSError) -> None:
+        """The journal is a safety net: when it cannot be written, transcription goes on without it
+        and ``journal_error`` says so."""
+        self.journal = None
+        self.journal_error = f"transcript journal off: {exc.strerror or exc} ({getattr(exc, 'filename', None) or journal_dir()})"
+
     def _journal_commit(self, status) -> None:
+        if self.journal is None:
+            return
         g = self.model.geometry
-        self.journal.append(status.new_text(self._journaled_chars), status.committed_frames * g.frame_seconds)
-        self._journaled_chars = status.n_chars
-        if status.finished and status.error is None:
-            self.journal.close()
+        try:
+            self.journal.append(status.new_text(self._journaled_chars), status.committed_frames * g.frame_seconds)
+            self._journaled_chars = status.n_chars
+            if status.finished and status.error is None:
+                self.journal.close()
+        except OSError as exc:
+            self._journal_failed(exc)
 
     def start_file(self, path: Path | str, realtime: bool = True, speed: float = 1.0) -> None:
         block_s = 0.02 if realtime else 0.25

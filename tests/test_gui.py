@@ -385,6 +385,39 @@ def test_bad_file_shows_dialog(qtbot, tmp_path, tiny_model_dir):
     assert "bad.wav" in _error_dialog(w).text()
 
 
+def test_start_looks_for_devices_again_and_a_device_that_will_not_open_is_a_dialog(qtbot, tmp_path, tiny_model_dir,
+                                                                                    monkeypatch):
+    """No device was listed when the window opened (no sound server yet); Start lists them again,
+    opens the one that is there by its index, and PortAudio's refusal is a dialog, not a traceback."""
+    import sounddevice as sd
+
+    from asrlive.audio.devices import InputDevice
+
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.source_controls.mic.setChecked(True)
+    monkeypatch.setattr("asrlive.gui.controls.list_input_devices", lambda rescan=True: [])
+    w.source_controls.refresh_devices()
+    assert w.source_controls.selected_device() is None
+    server_up = [InputDevice(7, "usbmic", "ALSA", 1, 48000.0, True), InputDevice(8, "usbmic", "JACK", 2, 48000.0, False)]
+    monkeypatch.setattr("asrlive.gui.controls.list_input_devices", lambda rescan=True: server_up)
+    opened = []
+
+    def refuse(*args, **kwargs):
+        opened.append(kwargs["device"])
+        raise sd.PortAudioError("Error opening InputStream: Device unavailable")
+
+    monkeypatch.setattr("asrlive.audio.devices.resolve_input_device", lambda spec, rate: (spec, "usbmic", rate))
+    monkeypatch.setattr(sd, "InputStream", refuse)
+    assert not w.start_streaming()
+    assert opened == [7]
+    qtbot.waitUntil(lambda: _error_dialog(w) is not None, timeout=5000)
+    assert _error_dialog(w).text() == "cannot open input device 'usbmic': Error opening InputStream: Device unavailable"
+    assert w.start_button.text() == "Start"
+    w.source_controls.devices.setCurrentIndex(1)  # the same name on another host API is told apart
+    _error_dialog(w).close()
+    assert not w.start_streaming() and opened == [7, 8]
+
+
 def test_bad_model_shows_dialog_and_keeps_window(qtbot, tmp_path, tiny_model_dir):
     w = make_window(qtbot, tmp_path, tiny_model_dir)
     (tmp_path / "empty").mkdir()

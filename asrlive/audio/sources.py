@@ -130,10 +130,18 @@ class MicSource:
         else:
             self._capture_ring = AudioRing(native_rate * 4, native_rate)
             self._relay = threading.Thread(target=self._relay_run, name="asrlive-resample", daemon=True)
-        self._stream = sd.InputStream(
-            device=self.device_index, channels=1, samplerate=native_rate, dtype="float32",
-            blocksize=self.block_frames, callback=self._callback, finished_callback=self._finished,
-        )
+        try:
+            self._stream = sd.InputStream(
+                device=self.device_index, channels=1, samplerate=native_rate, dtype="float32",
+                blocksize=self.block_frames, callback=self._callback, finished_callback=self._finished,
+            )
+        except sd.PortAudioError as exc:  # listed, but gone or busy by now
+            raise self._cannot_open(exc) from exc
+
+    def _cannot_open(self, exc: Exception) -> Exception:
+        from .devices import DeviceError
+
+        return DeviceError(f"cannot open input device '{self.device_name}': {exc}")
 
     @property
     def error(self) -> BaseException | None:
@@ -190,7 +198,11 @@ class MicSource:
         if self._relay is not None:
             self._relay.start()
         self._last_callback = time.monotonic()
-        self._stream.start()
+        try:
+            self._stream.start()
+        except self._sd.PortAudioError as exc:
+            self.stop()
+            raise self._cannot_open(exc) from exc
         threading.Thread(target=self._watch, name="asrlive-mic-watchdog", daemon=True).start()
 
     def stop(self) -> None:

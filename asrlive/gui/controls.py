@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ..audio.devices import DeviceError, list_input_devices
+from ..audio.devices import DeviceError, InputDevice, list_input_devices
 from ..geometry import Geometry
 from ..model import EMBEDDED_MODEL_NAME
 from ..planner import ChunkPlan, ChunkSettings
@@ -128,21 +128,32 @@ class SourceControls(QGroupBox):
         self.open.clicked.connect(self.openFileRequested)
 
     def refresh_devices(self, keep: str = "", rescan: bool = True) -> None:
-        current = keep or self.devices.currentData() or ""
+        """List the input devices again, keeping the one named ``keep`` (else the current one)
+        chosen. Each entry holds its InputDevice: two devices may share a name."""
+        current = keep or self.selected_device_name()
         self.devices.clear()
         try:
             devices = list_input_devices(rescan=rescan)
         except (DeviceError, OSError) as exc:
-            self.devices.addItem(f"(no devices: {exc})", "")
+            self.devices.addItem(f"(no devices: {exc})", None)
             return
         if not devices:
-            self.devices.addItem("(no input devices)", "")
+            self.devices.addItem("(no input devices: start the sound server, then ↻)", None)
         for d in devices:
             mark = "default — " if d.is_default else ""
-            self.devices.addItem(f"{mark}{d.name} [{d.host_api}]", d.name)
-        index = self.devices.findData(current)
-        if index >= 0:
-            self.devices.setCurrentIndex(index)
+            self.devices.addItem(f"{mark}{d.name} [{d.host_api}]", d)
+        names = [d.name for d in devices]
+        if current in names:
+            self.devices.setCurrentIndex(names.index(current))
+
+    def selected_device(self) -> InputDevice | None:
+        """The chosen device; None when none is listed."""
+        return self.devices.currentData()
+
+    def selected_device_name(self) -> str:
+        """What the settings keep: a name, since indices change between sessions."""
+        device = self.selected_device()
+        return device.name if device is not None else ""
 
     def set_file(self, path: str) -> None:
         self.path = path

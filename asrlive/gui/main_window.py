@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self._tick = 0
         self._clip_until = 0.0
         self._reported_error = False
+        self._reported_journal = False
 
         self.model_controls = ModelControls()
         self.source_controls = SourceControls()
@@ -310,13 +311,18 @@ class MainWindow(QMainWindow):
                 speed = self.source_controls.file_speed()
                 session.start_file(self.source_controls.path, realtime=speed > 0, speed=speed or 1.0)
             else:
-                session.start_mic(self.source_controls.devices.currentData() or None)
+                if self.source_controls.selected_device() is None:
+                    # None listed when the app opened (no sound server yet): look again before failing.
+                    self.source_controls.refresh_devices()
+                device = self.source_controls.selected_device()
+                session.start_mic(None if device is None else device.index)
         except (AudioFileError, DeviceError, OSError, RuntimeError) as exc:
             self._error(str(exc))
             return False
         self.session = session
         self.history.start_run()
         self._reported_error = False
+        self._reported_journal = False
         self.view.reset(session)
         self.start_button.setText("Stop")
         self.source_controls.refresh.setEnabled(False)  # a PortAudio rescan would kill the stream
@@ -347,6 +353,10 @@ class MainWindow(QMainWindow):
             self._update_text()
             self._update_level()
             self.latency.show_stats(session.latency())
+        if session.journal_error and not self._reported_journal:
+            self._reported_journal = True
+            self._error(f"{session.journal_error}. Streaming goes on, but the transcript is not saved as it "
+                        "comes: save it before closing.")
         if session.error and not self._reported_error:
             self._reported_error = True
             session.stop()
@@ -466,7 +476,7 @@ class MainWindow(QMainWindow):
         self.presentation.close()
         self.settings.confidence_colours = self.confidence_box.isChecked()
         self.settings.decoder = self.model_controls.decoder_kind()
-        self.settings.input_device = self.source_controls.devices.currentData() or ""
+        self.settings.input_device = self.source_controls.selected_device_name()
         speed = self.source_controls.file_speed()
         self.settings.realtime_files = speed > 0
         self.settings.file_speed = speed or 1.0
