@@ -103,7 +103,7 @@ def _whisper_ctc_geometry(folder: Path) -> Geometry:
 def _load_whisper_ctc(folder: Path, device: str, half: bool) -> CTCModel:
     import torch
 
-    from .whisper_ctc import load_whisper_ctc
+    from .whisper_ctc import load_whisper_ctc, most_frames
 
     geometry = _whisper_ctc_geometry(folder)
     try:
@@ -120,7 +120,7 @@ def _load_whisper_ctc(folder: Path, device: str, half: bool) -> CTCModel:
     delim = config.get("word_delimiter")
     return CTCModel(model=model, name=str(folder), vocab=vocab, blank_id=vocab_map[config["blank"]],
                     word_delimiter=delim if delim in vocab_map else None, geometry=geometry, device=dev,
-                    dtype=dtype, do_normalize=False, max_window_frames=model.encoder.shape.max_positions)
+                    dtype=dtype, do_normalize=False, max_window_frames=most_frames(model))
 
 
 # Feed-forward output layers stay float32: their input is a GELU output whose outlier channels

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .errors import one_line
-from .whisper_ctc import CTCOutput, WhisperCTC
+from .whisper_ctc import CTCOutput, WhisperCTC, whisper_ctc_logits
 
 # Bump when the exported graphs change for the same weights.
 EXPORT_VERSION = 1
@@ -221,6 +221,7 @@ class OnnxWhisperCTC:
         self.encoder = net.encoder
         self.head = net.head
         self.read_layer = net.read_layer
+        self.silence_after = net.silence_after
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
         return _run(self._front, samples)
@@ -229,7 +230,7 @@ class OnnxWhisperCTC:
         return _run(self._rest, frames)
 
     def __call__(self, samples: torch.Tensor) -> CTCOutput:
-        return CTCOutput(self.from_features(self.encoder.with_positions(self.features(samples), 0)))
+        return CTCOutput(whisper_ctc_logits(self, samples))
 
 
 class OnnxTransformersCTC:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .geometry import Geometry
 from .vocab import BLANK, WORD_DELIMITER
 from .whisper_ctc_folder import MODEL_TYPE, read_config
 
@@ -34,6 +35,7 @@ MEL_HOP = 160
 # Front end as a strided stack on raw samples: the STFT window, then the two convs.
 CONV_KERNEL = (N_FFT, 3, 3)
 CONV_STRIDE = (MEL_HOP, 1, 2)
+FRONT_END = Geometry(kernels=CONV_KERNEL, strides=CONV_STRIDE)
 
 
 @dataclass(frozen=True)
@@ -271,14 +273,21 @@ class CTCOutput:
 
 
 class WhisperCTC(nn.Module):
-    """(batch, samples) at 16 kHz → CTC logits (batch, frames, vocab); frames follow the geometry."""
+    """(batch, samples) at 16 kHz → CTC logits (batch, frames, vocab); frames follow the geometry.
+
+    ``silence_after`` samples of digital silence follow every input the encoder reads, a window
+    or a whole file: Whisper was trained on speech followed by silence or padding, and its last
+    frames read better with some after them than with an abrupt end (the model card's "Silence
+    after the window"). The silence's frames are read and dropped, so the output keeps the
+    geometry's frame count, and a window that reaches the end of a file reads as offline does."""
 
     def __init__(self, encoder_shape: EncoderShape, head_shape: HeadShape, mel_filters: torch.Tensor,
-                 mel_floor: float):
+                 mel_floor: float, silence_after: int = 0):
         super().__init__()
         self.encoder = WhisperEncoder(encoder_shape, LogMel(mel_filters, mel_floor))
         self.head = CTCHead(encoder_shape.d_model, head_shape)
         self.read_layer = head_shape.read_layer
+        self.silence_after = silence_after
 
     @property
     def base_model(self) -> WhisperEncoder:
@@ -286,7 +295,7 @@ class WhisperCTC(nn.Module):
         return self.encoder
 
     def forward(self, samples: torch.Tensor) -> CTCOutput:
-        return CTCOutput(self.from_features(self.encoder.with_positions(self.features(samples), 0)))
+        return CTCOutput(whisper_ctc_logits(self, samples))
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
         """The encoder's ``features``, as a method of the whole network for the exporter."""
@@ -296,6 +305,28 @@ class WhisperCTC(nn.Module):
         """Logits of frames (batch, frames, d_model) whose conv features, positions added, are
         ``frames``: everything after the front end."""
         return self.head(self.encoder.attend(frames, self.read_layer)[0])
+
+
+def silence_frames(net: WhisperCTC, samples: torch.Tensor, n: int) -> torch.Tensor:
+    """Conv features (batch, frames, d_model) of the frames after the last of ``samples``' ``n``
+    frames, as they are when ``net.silence_after`` samples of silence follow that frame's end
+    (samples past it, too few for a frame, are left out, as the geometry leaves them out)."""
+    tail = samples[:, n * FRONT_END.jump:(n - 1) * FRONT_END.jump + FRONT_END.rf]
+    return net.features(F.pad(tail, (0, net.silence_after)))
+
+
+def most_frames(net: WhisperCTC) -> int:
+    """The most frames of input one pass takes: the positions left once the silence has its own."""
+    return net.encoder.shape.max_positions - FRONT_END.frames(FRONT_END.rf - FRONT_END.jump + net.silence_after)
+
+
+def whisper_ctc_logits(net: WhisperCTC, samples: torch.Tensor) -> torch.Tensor:
+    """``net``'s logits (batch, frames, vocab) of ``samples`` (batch, samples), its silence read."""
+    feats = net.features(samples)
+    n = feats.shape[1]
+    if net.silence_after:
+        feats = torch.cat([feats, silence_frames(net, samples, n)], 1)
+    return net.from_features(net.encoder.with_positions(feats, 0))[:, :n]
 
 
 def folder_config(encoder: EncoderShape, head: HeadShape, mel_floor: float, **extra) -> dict:
@@ -326,7 +357,9 @@ def load_whisper_ctc(folder: Path) -> tuple[WhisperCTC, dict]:
     config = read_config(folder)
     enc_shape, head_shape = shapes(config)
     encoder_state = read_encoder(folder / "encoder.safetensors")
-    model = WhisperCTC(enc_shape, head_shape, encoder_state["feature_extractor.mel.filters"], float(config["mel_floor"]))
+    silence_after = round(float(config.get("silence_after_ms", 0)) * int(config["sampling_rate"]) / 1000)
+    model = WhisperCTC(enc_shape, head_shape, encoder_state["feature_extractor.mel.filters"], float(config["mel_floor"]),
+                       silence_after)
     state = {f"encoder.{k}": v for k, v in encoder_state.items()}
     trained = {k: v.float() for k, v in load_file(folder / "head.safetensors").items()}
     adapted = {k for k in trained if k.startswith("encoder.")}

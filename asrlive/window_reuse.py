@@ -189,9 +189,19 @@ class WhisperRunner:
     def log_probs(self, window: Window, samples: np.ndarray) -> np.ndarray:
         import torch
 
+        from .whisper_ctc import silence_frames
+
+        if self.model.max_window_frames is not None and window.n_frames > self.model.max_window_frames:
+            self.stats.count(window)
+            return self.model.log_probs(samples)  # more than one pass takes: read in pieces, as offline
+
         def logits():
             enc = self.net.encoder
             feats = self._front.features(window, samples, self.stats)
+            n_frames = feats.shape[0]
+            if self.net.silence_after:
+                x = torch.from_numpy(np.ascontiguousarray(samples, np.float32))[None].to(feats.device, feats.dtype)
+                feats = torch.cat([feats, silence_frames(self.net, x, n_frames)[0]])
             n_left = window.commit_from - window.first_frame
             reuse = (self.reuse_states and n_left > 0 and window.first_frame >= self._base
                      and window.end_frame - self._base <= REBASE_FRAMES
@@ -212,9 +222,9 @@ class WhisperRunner:
                 top = top_new[0]
                 new_from = window.first_frame
             else:
-                return self.net.from_features(enc.with_positions(feats[None], 0))[0]
+                return self.net.from_features(enc.with_positions(feats[None], 0))[0, :n_frames]
             self._remember(window, new_from, top, own)
-            return self.net.head(top[None])[0]
+            return self.net.head(top[None])[0, :n_frames]
 
         self.stats.count(window)
         return self.model.infer(logits, self.model.geometry.frames(len(samples)))

@@ -4,6 +4,7 @@
                               [--realspeech ../shared/realspeech] [--plans 1000/4000/640,320/4000/320]
                               [--old-model models/asrlive-tiny-en] [--pocketsphinx]
                               [--whisper-full DIR] [--ceiling-utterances 100] [--beam] [--threads 2]
+                              [--silence-after-ms MS]
 
 (a) held-out synthetic speech: ``--heldout N`` espeak-ng sentences and voice variants that
     training never sees (fixed seed); ``--heldout-corpus`` a shard of ``models/make_corpus.py``
@@ -35,6 +36,7 @@ from asrlive.bench import plan_label
 from asrlive.metrics import cer, char_edits, relative_error_interval, wer
 from asrlive.decoding import GREEDY, DecoderSpec, decoder_spec
 from asrlive.model import configure_torch_threads, embedded_model_dir, load_model
+from asrlive.whisper_ctc import most_frames
 from asrlive.peers import WhisperGreedy
 from asrlive.planner import ChunkPlan, ChunkSettings
 from asrlive.synth import random_voice, synthesize
@@ -216,10 +218,17 @@ def main() -> None:
     ap.add_argument("--beam", action="store_true",
                     help="realspeech decoded by beam search with the model's LM too, beside greedy")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--silence-after-ms", type=float,
+                    help="a Whisper-encoder model read with this much silence after each input instead of its "
+                         "config's silence_after_ms (how the card chose it)")
     args = ap.parse_args()
     configure_torch_threads(args.threads)
     model = load_model(args.model, device="cpu")
     record: dict = {"model": model.name, "threads": args.threads}
+    if args.silence_after_ms is not None:
+        model.model.silence_after = round(args.silence_after_ms * model.sample_rate / 1000)
+        model.max_window_frames = most_frames(model.model)
+        record["silence_after_ms"] = args.silence_after_ms
     if args.heldout:
         record["heldout_synthetic_espeak"] = synthetic(model, args.heldout)
     if args.heldout_corpus:

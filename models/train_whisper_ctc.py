@@ -296,7 +296,7 @@ def export(args) -> None:
     if "distilled_from" in meta:
         trained["distilled_from_step"] = meta["distilled_from_step"]
     config = folder_config(EncoderShape(**enc_meta["encoder"]), HeadShape(**meta["head"]), MEL_FLOOR,
-                           whisper=enc_meta["whisper"], trained=trained)
+                           silence_after_ms=args.silence_after_ms, whisper=enc_meta["whisper"], trained=trained)
     (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     print(f"exported step {best['step']} (held-out {best['dev']}) to {args.out}")
 
@@ -324,6 +324,8 @@ def main() -> None:
     e.add_argument("--run", type=Path, required=True)
     e.add_argument("--encoder", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
+    # Chosen on the dev shard after training (the card's "Silence after the window").
+    e.add_argument("--silence-after-ms", type=float, default=2000.0)
     args = ap.parse_args()
     if args.cmd == "cache":
         torch.set_num_threads(args.threads)

