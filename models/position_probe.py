@@ -29,7 +29,7 @@ from asrlive.bench import plan_label  # noqa: E402
 from asrlive.metrics import cer  # noqa: E402
 from asrlive.model import configure_torch_threads, embedded_model_dir, load_geometry  # noqa: E402
 from asrlive.planner import ChunkPlan  # noqa: E402
-from asrlive.whisper_ctc import load_whisper_ctc  # noqa: E402
+from asrlive.whisper_ctc import load_whisper_ctc, silence_frames  # noqa: E402
 from evaluate import parse_plans  # noqa: E402
 from train_whisper_ctc import greedy  # noqa: E402
 
@@ -39,10 +39,14 @@ def stream_text(net, geometry, audio: np.ndarray, plan: ChunkPlan, stream_positi
     frames = []
     with torch.inference_mode():
         for w in plan.windows(total):
-            feats = net.features(torch.from_numpy(audio[w.start_sample:w.end_sample])[None])
+            x = torch.from_numpy(audio[w.start_sample:w.end_sample])[None]
+            feats = net.features(x)
+            n = feats.shape[1]
+            if net.silence_after:  # read as the app reads a window
+                feats = torch.cat([feats, silence_frames(net, x, n)], 1)
             limit = net.encoder.shape.max_positions - feats.shape[1]
             first = min(w.first_frame, limit) if stream_positions else 0
-            logits = net.from_features(net.encoder.with_positions(feats, first))[0]
+            logits = net.from_features(net.encoder.with_positions(feats, first))[0, :n]
             frames.append(logits[w.commit_from - w.first_frame:w.commit_to - w.first_frame])
     return greedy(torch.cat(frames), 10**9)
 
