@@ -140,6 +140,7 @@ class ReplayDialog(QDialog):
             axis.set_symbols(model.vocab, model.blank_id)
             image.setImage(np.exp(lp).T if len(lp) else np.zeros((len(model.vocab), 1)), levels=(0, 1))
             image.setRect(QRectF(0, -0.5, max(1, len(lp)) * dt, len(model.vocab)))
+            plot.autoRange(padding=0)  # the empty plots' fixed scales must not outlive them
             text.setPlainText(words)
         self.table.setRowCount(len(result.rows))
         for i, row in enumerate(result.rows):
