@@ -307,12 +307,15 @@ class WhisperCTC(nn.Module):
         return self.head(self.encoder.attend(frames, self.read_layer)[0])
 
 
-def silence_frames(net: WhisperCTC, samples: torch.Tensor, n: int) -> torch.Tensor:
-    """Conv features (batch, frames, d_model) of the frames after the last of ``samples``' ``n``
-    frames, as they are when ``net.silence_after`` samples of silence follow that frame's end
+def followed_by_silence(net: WhisperCTC, samples: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """``feats`` (batch, frames, d_model), the conv features of ``samples``' frames, followed by
+    those of the frames ``net.silence_after`` samples of silence after the last one's end make
     (samples past it, too few for a frame, are left out, as the geometry leaves them out)."""
+    if not net.silence_after:
+        return feats
+    n = feats.shape[1]
     tail = samples[:, n * FRONT_END.jump:(n - 1) * FRONT_END.jump + FRONT_END.rf]
-    return net.features(F.pad(tail, (0, net.silence_after)))
+    return torch.cat([feats, net.features(F.pad(tail, (0, net.silence_after)))], 1)
 
 
 def most_frames(net: WhisperCTC) -> int:
@@ -324,9 +327,7 @@ def whisper_ctc_logits(net: WhisperCTC, samples: torch.Tensor) -> torch.Tensor:
     """``net``'s logits (batch, frames, vocab) of ``samples`` (batch, samples), its silence read."""
     feats = net.features(samples)
     n = feats.shape[1]
-    if net.silence_after:
-        feats = torch.cat([feats, silence_frames(net, samples, n)], 1)
-    return net.from_features(net.encoder.with_positions(feats, 0))[:, :n]
+    return net.from_features(net.encoder.with_positions(followed_by_silence(net, samples, feats), 0))[:, :n]
 
 
 def folder_config(encoder: EncoderShape, head: HeadShape, mel_floor: float, **extra) -> dict:

@@ -189,7 +189,7 @@ class WhisperRunner:
     def log_probs(self, window: Window, samples: np.ndarray) -> np.ndarray:
         import torch
 
-        from .whisper_ctc import silence_frames
+        from .whisper_ctc import followed_by_silence
 
         if self.model.max_window_frames is not None and window.n_frames > self.model.max_window_frames:
             self.stats.count(window)
@@ -201,7 +201,7 @@ class WhisperRunner:
             n_frames = feats.shape[0]
             if self.net.silence_after:
                 x = torch.from_numpy(np.ascontiguousarray(samples, np.float32))[None].to(feats.device, feats.dtype)
-                feats = torch.cat([feats, silence_frames(self.net, x, n_frames)[0]])
+                feats = followed_by_silence(self.net, x, feats[None])[0]
             n_left = window.commit_from - window.first_frame
             reuse = (self.reuse_states and n_left > 0 and window.first_frame >= self._base
                      and window.end_frame - self._base <= REBASE_FRAMES

@@ -29,7 +29,7 @@ from asrlive.bench import plan_label  # noqa: E402
 from asrlive.metrics import cer  # noqa: E402
 from asrlive.model import configure_torch_threads, embedded_model_dir, load_geometry  # noqa: E402
 from asrlive.planner import ChunkPlan  # noqa: E402
-from asrlive.whisper_ctc import load_whisper_ctc, silence_frames  # noqa: E402
+from asrlive.whisper_ctc import followed_by_silence, load_whisper_ctc  # noqa: E402
 from evaluate import parse_plans  # noqa: E402
 from train_whisper_ctc import greedy  # noqa: E402
 
@@ -42,8 +42,7 @@ def stream_text(net, geometry, audio: np.ndarray, plan: ChunkPlan, stream_positi
             x = torch.from_numpy(audio[w.start_sample:w.end_sample])[None]
             feats = net.features(x)
             n = feats.shape[1]
-            if net.silence_after:  # read as the app reads a window
-                feats = torch.cat([feats, silence_frames(net, x, n)], 1)
+            feats = followed_by_silence(net, x, feats)  # read as the app reads a window
             limit = net.encoder.shape.max_positions - feats.shape[1]
             first = min(w.first_frame, limit) if stream_positions else 0
             logits = net.from_features(net.encoder.with_positions(feats, first))[0, :n]
