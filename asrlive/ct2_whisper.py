@@ -18,6 +18,8 @@ from .errors import one_line
 # Whisper sees at most 30 s (shorter input is padded to it); a longer buffer keeps its newest part
 # (and its text, already committed, is not re-read: the utterances benchmarked are sentences).
 MAX_SECONDS = 30.0
+# How faster-whisper computes on a CPU, as ufal/whisper_streaming's backend runs it there.
+COMPUTE_TYPE = "int8"
 # How long a child may take to load the model, or to transcribe 30 s on a slow CPU.
 ANSWER_SECONDS = 600.0
 
@@ -26,12 +28,12 @@ class PeerProcessError(RuntimeError):
     """The faster-whisper child failed or stopped answering; the message says why."""
 
 
-def _serve(folder: str, threads: int, beam_size: int, conn) -> None:
+def _serve(folder: str, compute_type: str, threads: int, beam_size: int, conn) -> None:
     """The child: load the model, then transcribe each array received until None arrives."""
     try:
         from faster_whisper import WhisperModel
 
-        model = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
+        model = WhisperModel(folder, device="cpu", compute_type=compute_type, cpu_threads=threads, local_files_only=True)
         conn.send(("ready", ""))
     except Exception as exc:  # any failure to load is reported to the parent, which raises it
         conn.send(("error", one_line(exc)))
@@ -48,15 +50,16 @@ def _serve(folder: str, threads: int, beam_size: int, conn) -> None:
 class FasterWhisper:
     """Whisper as faster-whisper runs it, from a CTranslate2 folder (``model.bin``,
     ``config.json``, ``tokenizer.json``, a vocabulary: what the registry packages ship,
-    ``models/convert_whisper.py --ct2``): int8 on the CPU with ``threads`` threads, English, beam
+    ``models/convert_whisper.py --ct2``): ``COMPUTE_TYPE`` on the CPU with ``threads`` threads, English, beam
     search ``beam_size`` (5, as ufal/whisper_streaming's faster-whisper backend asks for, without
     the word timestamps only its buffer trimming reads); the last 30 s of the audio at most; the
     text as Whisper writes it. Use as a context manager, or call ``close``."""
 
     def __init__(self, folder: Path, threads: int = 1, beam_size: int = 5):
+        self.compute_type, self.beam_size = COMPUTE_TYPE, beam_size
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(str(folder), threads, beam_size, child),
+        self._process = context.Process(target=_serve, args=(str(folder), self.compute_type, threads, beam_size, child),
                                          name="asrlive-faster-whisper", daemon=True)
         try:
             self._process.start()

@@ -165,7 +165,7 @@ class WhisperLocalAgreement:
 
         if is_ct2_whisper(folder):
             self.whisper = FasterWhisper(folder, threads=torch.get_num_threads())
-            self.name = f"{folder.name}, faster-whisper int8, beam 5"
+            self.name = f"{folder.name}, faster-whisper {self.whisper.compute_type}, beam {self.whisper.beam_size}"
         else:
             self.whisper = WhisperGreedy(folder)
             self.name = f"{folder.name}, transformers, greedy"
