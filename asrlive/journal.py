@@ -7,6 +7,7 @@ One JSON object a line: a header, then {"text": <committed delta>, "end_s": <aud
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -49,6 +50,9 @@ class TranscriptJournal:
                 break
             except FileExistsError:
                 continue
+        # Held while the run writes (the system drops it when the process dies, kill -9 too): a
+        # second asrlive started meanwhile must not offer this live run's text back and settle it.
+        fcntl.flock(self._file, fcntl.LOCK_EX)
         self._write({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": label, "model": model})
 
     def _write(self, record: dict) -> None:
@@ -94,13 +98,26 @@ def read_journal(path: Path) -> tuple[dict, str, bool]:
     return header, "".join(parts), closed
 
 
+def _being_written(path: Path) -> bool:
+    """Whether a running asrlive holds the journal (``TranscriptJournal``'s lock)."""
+    try:
+        with open(path, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # unreadable: read_journal says what it can
+    return False
+
+
 def pending_journals(folder: Path | None = None) -> list[PendingJournal]:
-    """Journals of runs that did not stop cleanly and still hold text, oldest first."""
+    """Journals of runs that did not stop cleanly and still hold text, oldest first; not those
+    of runs still going on (in another asrlive)."""
     folder = folder or journal_dir()
     found = []
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         header, text, closed = read_journal(path)
-        if not closed and text.strip():
+        if not closed and text.strip() and not _being_written(path):
             found.append(PendingJournal(path, header.get("started", ""), header.get("source", ""), text.strip()))
     return found
 

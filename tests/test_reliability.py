@@ -64,13 +64,27 @@ def test_journal_survives_kill_9_and_is_offered_back(tmp_path, tiny_model_dir, t
     assert pending_journals(folder) == []  # settled: not offered again
 
 
+def _died(journal: TranscriptJournal) -> None:
+    """The journal's file closed without the closing line, as when its process dies."""
+    journal._file.close()
+
+
 def test_clean_stop_closes_the_journal(tmp_path):
     journal = TranscriptJournal("test", "m", tmp_path)
     journal.append("HELLO", 1.0)
     journal.append(" WORLD", 2.0)
-    assert [p.text for p in pending_journals(tmp_path)] == ["HELLO WORLD"]
     journal.close()
     assert pending_journals(tmp_path) == []
+
+
+def test_a_run_still_going_on_is_not_offered_back_until_it_dies(tmp_path):
+    """Another asrlive's live journal is not pending: recovering (and settling) it there would
+    leave nothing to recover if that run then crashed."""
+    journal = TranscriptJournal("test", "m", tmp_path)
+    journal.append("HELLO WORLD", 1.0)
+    assert pending_journals(tmp_path) == []
+    _died(journal)
+    assert [p.text for p in pending_journals(tmp_path)] == ["HELLO WORLD"]
 
 
 def test_gui_offers_recovery(qtbot, tmp_path, monkeypatch, tiny_model_dir):
@@ -217,6 +231,7 @@ def test_old_closed_journals_are_pruned(tmp_path):
         j.close()
     crashed = TranscriptJournal("y", "m", tmp_path)
     crashed.append("KEEP ME", 1.0)
+    _died(crashed)
     TranscriptJournal("z", "m", tmp_path).close()
     names = sorted(p.name for p in tmp_path.glob("*.jsonl"))
     assert len(names) <= jmod.KEEP_CLOSED + 2
@@ -231,6 +246,8 @@ def test_journals_opened_in_the_same_second_never_share_a_file(tmp_path):
         journal.append(f"RUN {i}", 1.0)
         if i % 2:
             journal.close()
+        else:
+            _died(journal)
     assert len({j.path for j in journals}) == len(journals)
     # A file of the same name from another process (same pid, another container) is not reused.
     from asrlive import journal as jmod
