@@ -203,7 +203,7 @@ def test_a_long_title_widens_the_plot_instead_of_clipping_its_legend(tmp_path):
     from PySide6.QtGui import QImage
 
     from asrlive.bench import Row
-    from asrlive.bench_report import scatter_png
+    from asrlive.gui.bench_plots import scatter_png
 
     rows = [Row("asrlive (greedy)", "320/4000/320", 0.13, 0.4, 1.18, 1.1, 1.3, 640, 550, 700, 100, 130, 290, 0.3),
             Row("offline (whole utterance, greedy)", "", 0.11, 0.37, 1, 1, 1, None, 1960, 2500, 40, 60, 28, 0.03)]
