@@ -79,18 +79,12 @@ class TranscriptHistory:
             self._current = None
         self._current = _Run(None, offset_s=self._time_line_end())
 
-    def add_recovered(self, text: str) -> TextUpdate:
-        """Text recovered from an interrupted run's journal, appended as a finished run."""
-        if self._current is not None:
-            self._runs.append(self._current)
-            self._current = None
-        run = _Run(None, recovered_text=text.strip(), offset_s=self._time_line_end())
+    def add_recovered(self, text: str) -> None:
+        """Text recovered from an interrupted run's journal, as a finished run before the current
+        one, which goes on; redraw from ``full_update``."""
+        run = _Run(None, recovered_text=text.strip())
         self._runs.append(run)
-        if not run.recovered_text:
-            return TextUpdate()
-        prefix = RUN_SEPARATOR if self._shown_any else ""
-        self._shown_any = True
-        return TextUpdate(prefix + run.recovered_text, (None,) * (len(prefix) + len(run.recovered_text)))
+        self._shown_any = self._shown_any or bool(run.recovered_text)
 
     def update(self, status) -> TextUpdate:
         """Take a worker snapshot (``StreamStatus``) of the current run; returns what to add."""

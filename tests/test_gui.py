@@ -528,8 +528,8 @@ def test_gradient_toggle_draws_pinned_frame_sensitivity(qtbot, tmp_path, sentenc
     w.view.gradient_box.setChecked(True)
     with qtbot.waitSignal(w.gradient_probe.done, timeout=60000) as blocker:
         w.view.pin(frame)
-    got_frame, times, values = blocker.args[0]
-    assert got_frame == frame and values.max() == pytest.approx(1.0)
+    session, got_frame, times, values = blocker.args[0]
+    assert session is w.session and got_frame == frame and values.max() == pytest.approx(1.0)
     # The peak lies near the frame itself.
     peak_t = times[int(np.argmax(values))]
     assert abs(peak_t - (frame + 0.5) * 0.02) < 0.5
@@ -691,3 +691,116 @@ def test_transcript_view_keeps_paragraphs_short_and_text_whole(qtbot):
     blocks = v.toPlainText().split("\n")
     assert len(blocks) > 2 * len("".join(appended)) // (2 * PARAGRAPH_CHARS)
     assert max(len(b) for b in blocks) <= PARAGRAPH_CHARS + len(" TENTATIVE") + 12
+
+
+def test_no_run_starts_while_a_model_loads(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """Ctrl+R is disabled with the Start button while another model loads: a run started then
+    would stream the old model under the new one's name and plan."""
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.source_controls.set_file(str(path))
+    old = w.model
+    w.load_model(str(tiny_model_dir), "cpu")
+    assert not w.start_button.isEnabled() and not w.start_action.isEnabled()
+    w.start_action.trigger()
+    assert w.session is None
+    assert not w.start_streaming() and w.session is None
+    qtbot.waitUntil(lambda: w.model is not old, timeout=60000)
+    assert w.start_button.isEnabled() and w.start_action.isEnabled()
+
+
+def test_a_new_run_follows_live_and_the_dialogs_follow_it(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    """A view paused on one run follows the next live; the sensitivity sweep and the replay act
+    on the newest run, opened before it or not."""
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    w.show_sensitivity()
+    stream_file(qtbot, w, path)
+    first = w.session
+    w.show_replay()
+    w.view.set_paused(True)
+    w.view.pin(w.view.n_frames // 2)
+    w.view.sensitivity = (w.view.pinned_frame, np.zeros(2), np.zeros(2))
+    assert w.pause_action.isChecked()
+    stream_file(qtbot, w, path)
+    assert w.session is not first
+    assert not w.view.paused and not w.pause_action.isChecked()
+    assert w.view.pinned_frame is None and w.view.sensitivity is None
+    assert w.sensitivity_dialog.session is w.session and w.replay_dialog.session is w.session
+
+
+def test_a_gradient_for_a_frame_no_longer_pinned_is_not_drawn(qtbot, tmp_path, sentence_wav, tiny_model_dir):
+    path, _ = sentence_wav
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    stream_file(qtbot, w, path)
+    w.view.set_paused(True)
+    w.view.pin(10)
+    w.view.gradient_box.setChecked(True)
+    with qtbot.waitSignal(w.gradient_probe.done, timeout=60000):
+        w.view.pin(20)  # while frame 10's measurement runs, frame 20's is asked for again afterwards
+    qtbot.waitUntil(lambda: w.view.sensitivity is not None, timeout=60000)
+    assert w.view.sensitivity[0] == 20
+    w.view.set_paused(False)  # follow live: the pin goes, and its curve with it
+    assert w.view.sensitivity is None
+
+
+def test_closing_with_a_transcript_never_saved_asks_first(qtbot, tmp_path, sentence_wav, tiny_model_dir, monkeypatch):
+    path, _ = sentence_wav
+    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
+                   journaling=False, confirm_close=True)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
+    w.show()
+    stream_file(qtbot, w, path)
+    w.on_tick()
+    asked = []
+
+    def answer(button):
+        def question(*args, **kwargs):
+            asked.append(args[2])
+            return button
+        monkeypatch.setattr("asrlive.gui.main_window.QMessageBox.question", question)
+
+    answer(QMessageBox.Cancel)
+    assert not w.close() and w.isVisible() and "has not been saved" in asked[-1]
+    answer(QMessageBox.Save)
+    monkeypatch.setattr("asrlive.gui.main_window.QFileDialog.getSaveFileName",
+                        lambda *args, **kw: (str(tmp_path / "kept.txt"), "Text (*.txt)"))
+    assert w.close() and not w.isVisible()
+    assert (tmp_path / "kept.txt").read_text().strip() == w.history.text() != ""
+    asked.clear()
+    w.show()
+    assert w.close() and not asked  # saved, nothing new since: no question
+
+
+def test_ctrl_c_in_the_terminal_closes_without_asking_and_prints_the_unsaved_text(qtbot, tmp_path, sentence_wav,
+                                                                                  tiny_model_dir, capsys):
+    path, _ = sentence_wav
+    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
+                   journaling=False, confirm_close=True)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
+    w.show()
+    stream_file(qtbot, w, path)
+    w.close_from_terminal()
+    assert not w.isVisible()
+    assert capsys.readouterr().out.strip() == w.history.text() != ""
+
+
+def test_the_input_device_is_remembered_when_picked_not_when_missing(qtbot, tmp_path, tiny_model_dir, monkeypatch):
+    """A saved microphone that is not there this session (unplugged) is still the choice next time."""
+    from asrlive.audio.devices import InputDevice
+
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    store.setValue("input_device", "usb headset")
+    devices = [InputDevice(0, "built-in", "ALSA", 2, 48000.0, True), InputDevice(1, "webcam", "ALSA", 1, 16000.0, False)]
+    monkeypatch.setattr("asrlive.gui.controls.list_input_devices", lambda rescan=True: devices)
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    assert w.source_controls.selected_device_name() == "built-in"
+    w.close()
+    w = make_window(qtbot, tmp_path, tiny_model_dir)
+    assert w.settings.input_device == "usb headset"
+    w.source_controls.devices.setCurrentIndex(1)
+    w.source_controls.devices.activated.emit(1)  # as a pick by the user
+    w.close()
+    assert make_window(qtbot, tmp_path, tiny_model_dir).source_controls.selected_device_name() == "webcam"

@@ -74,10 +74,24 @@ def test_runs_are_separated_and_continue_the_time_line():
 
 def test_recovered_text_comes_first_on_its_own_line():
     h = TranscriptHistory()
-    assert h.add_recovered("  OLD TEXT ").text == "OLD TEXT"
+    h.add_recovered("  OLD TEXT ")
+    assert h.full_update().text == "OLD TEXT"
     h.start_run()
     assert h.update(FakeRun("_HI__").upto(5)).text == "\nHI"
     assert h.text() == "OLD TEXT\nHI"
+
+
+def test_text_recovered_mid_run_goes_before_the_run_which_goes_on():
+    """The recovery question can be answered while a run streams: that run keeps showing its words."""
+    h = TranscriptHistory()
+    h.start_run()
+    run = FakeRun("_HI||_YOU__")
+    assert h.update(run.upto(3)).text == "HI"
+    h.add_recovered("OLD TEXT")
+    assert h.full_update().text == "OLD TEXT\nHI"
+    assert h.update(run.upto(11)).text == " YOU"
+    assert h.text() == "OLD TEXT\nHI YOU" == h.full_update().text
+    assert [w.text for w in h.words()] == ["HI", "YOU"]
 
 
 def test_a_run_going_on_in_the_next_window_recolours_its_character():

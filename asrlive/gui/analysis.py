@@ -17,11 +17,13 @@ SWEEP_SECONDS = 8.0
 
 
 class GradientProbe(BackgroundJob):
-    """Computes the pinned frame's input-gradient envelope from the window that committed it."""
+    """Computes the pinned frame's input-gradient envelope from the window that committed it;
+    ``done((session, frame, times, values))``."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._nets: dict[int, object] = {}
+        # The float64 copy of the last model probed (hundreds of MB for a base-sized model): one.
+        self._net: tuple[object, object] | None = None
 
     def probe(self, session: LiveSession, frame: int) -> str | None:
         """Start the measurement; returns why it cannot run, or None."""
@@ -34,14 +36,15 @@ class GradientProbe(BackgroundJob):
         if samples is None:
             return "that frame's audio is no longer in the ring"
         model = session.model
-        net = self._nets.get(id(model))
-        if net is None:
-            net = self._nets[id(model)] = rfa.float64_copy(model)
         offset = start / g.sample_rate
 
         def run():
-            times, values = rfa.frame_sensitivity(model, samples, frame - window.first_frame, net)
-            return frame, times + offset, values
+            # The copy waits for the model's lock, which the live worker holds through each window:
+            # here, not on the GUI thread.
+            if self._net is None or self._net[0] is not model:
+                self._net = (model, rfa.float64_copy(model))
+            times, values = rfa.frame_sensitivity(model, samples, frame - window.first_frame, self._net[1])
+            return session, frame, times + offset, values
 
         return None if self.start(run) else "a measurement is already running"
 
@@ -149,7 +152,8 @@ class SensitivityDialog(QDialog):
 
 
 def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:
-    """Measure when the toggle is on and a frame is pinned; draw the result on the waveform."""
+    """Measure when the toggle is on and a frame is pinned; draw the result on the waveform. A
+    result for another frame or run than the one pinned now is dropped, and the pinned one asked for."""
 
     def request() -> None:
         if not checkbox.isChecked():
@@ -158,12 +162,17 @@ def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:
         if view.session is None or view.pinned_frame is None:
             view.hover_label.setText("Click a frame to pin it; its gradient over the window is then drawn in red.")
             return
+        if probe.busy:
+            return  # asked again when the running measurement ends
         problem = probe.probe(view.session, view.pinned_frame)
         if problem:
             view.hover_label.setText(f"Gradient sensitivity: {problem}.")
 
     def show(result) -> None:
-        frame, times, values = result
+        session, frame, times, values = result
+        if session is not view.session or frame != view.pinned_frame:
+            request()
+            return
         if checkbox.isChecked():
             view.sensitivity = (frame, times, values)
             view.refresh()

@@ -47,6 +47,11 @@ class BackgroundJob(QObject):
     def _finished(self, _result) -> None:
         self._pending = False
 
+    @property
+    def busy(self) -> bool:
+        """A call started and has not reported back yet."""
+        return self._pending
+
     def start(self, fn: Callable[[], object]) -> bool:
         if self._pending:
             return False

@@ -54,10 +54,14 @@ class MainWindow(QMainWindow):
     sessionFinished = Signal()
 
     def __init__(self, settings_store: QSettings | None = None, initial_model: str | None = None,
-                 journaling: bool = True, initial_file: Path | str | None = None):
-        """``initial_file`` is played as soon as the model has loaded, as one named on the command line."""
+                 journaling: bool = True, initial_file: Path | str | None = None, confirm_close: bool = False):
+        """``initial_file`` is played as soon as the model has loaded, as one named on the command
+        line. ``confirm_close``: closing asks first when the transcript has text never saved (the
+        app on a screen; not a window driven by a script or a signal)."""
         super().__init__()
         self.journaling = journaling
+        self.confirm_close = confirm_close
+        self._saved_text = ""
         self.setWindowTitle("asrlive")
         self.store = settings_store or QSettings("asrlive", "asrlive")
         self.settings = AppSettings.load(self.store)
@@ -77,7 +81,6 @@ class MainWindow(QMainWindow):
         self.latency = LatencyPanel()
         self.start_button = QPushButton("Start")
         self.start_button.setMinimumHeight(36)
-        self.start_button.setEnabled(False)
         side = QWidget()
         side_box = QVBoxLayout(side)
         for w in (self.model_controls, self.source_controls, self.chunk_controls, self.start_button,
@@ -93,7 +96,7 @@ class MainWindow(QMainWindow):
         self.transcript = TranscriptView()
         self.confidence_box = QCheckBox("Confidence colours")
         self.confidence_box.setChecked(self.settings.confidence_colours)
-        self.confidence_box.toggled.connect(self._recolour)
+        self.confidence_box.toggled.connect(self._redraw_transcript)
         buttons = QHBoxLayout()
         self.copy_button = QPushButton("Copy")
         self.clear_button = QPushButton("Clear")
@@ -131,6 +134,9 @@ class MainWindow(QMainWindow):
         self.model_controls.loadRequested.connect(self.load_model)
         self.model_controls.browseRequested.connect(self._browse_model)
         self.source_controls.openFileRequested.connect(self._choose_file)
+        # Saved when picked, not at close: a microphone unplugged for one session stays the choice.
+        self.source_controls.devices.activated.connect(
+            lambda _: setattr(self.settings, "input_device", self.source_controls.selected_device_name()))
         self.chunk_controls.planChanged.connect(self._on_plan_changed)
         self.start_button.clicked.connect(self.toggle_streaming)
         self.copy_button.clicked.connect(self.copy_transcript)
@@ -144,6 +150,7 @@ class MainWindow(QMainWindow):
         self.replay_dialog = ReplayDialog(self)
         self.sensitivity_dialog.applyRightContext.connect(lambda ms: self.chunk_controls.right.setValue(int(round(ms))))
         self._build_menus()
+        self._set_start_enabled(False)
 
         self.timer = QTimer(self)
         self.timer.setInterval(FRAME_INTERVAL_MS)
@@ -189,7 +196,8 @@ class MainWindow(QMainWindow):
         def answered(button) -> None:
             if box.standardButton(button) == QMessageBox.Yes:
                 for p in pending:
-                    self._show_update(self.history.add_recovered(p.text))
+                    self.history.add_recovered(p.text)
+                self._redraw_transcript()
             for p in pending:
                 settle(p)
 
@@ -231,11 +239,19 @@ class MainWindow(QMainWindow):
         QMessageBox.information(self, "Keyboard shortcuts", "\n".join(lines))
 
     # -- model -----------------------------------------------------------------------------------
+    def _set_start_enabled(self, enabled: bool) -> None:
+        """The Start/Stop button and its shortcut (Ctrl+R) together."""
+        self.start_button.setEnabled(enabled)
+        self.start_action.setEnabled(enabled)
+
     def load_model(self, source: str | None, device: str) -> None:
         if self.session is not None and self.session.running:
             self._error("Stop streaming before loading another model.")
             return
-        self.start_button.setEnabled(False)
+        if self.loader.busy:
+            self._error("A model is still loading; wait for it before loading another.")
+            return
+        self._set_start_enabled(False)
         self.model_controls.set_loading(True, f"loading {source or 'the embedded model'}…")
         # The model's language model is read with it, off the GUI thread; a broken one fails the load.
         self.loader.start(lambda: (load_model(source, device=device, backend=DEFAULT_BACKEND,
@@ -251,7 +267,7 @@ class MainWindow(QMainWindow):
         self.settings.model = "" if model.name == str(_embedded_name()) else model.name
         self.settings.compute_device = self.model_controls.device.currentText()
         self.chunk_controls.set_geometry(g)
-        self.start_button.setEnabled(True)
+        self._set_start_enabled(True)
         if self._play_when_loaded:
             self._play_when_loaded = False
             self.start_streaming()
@@ -272,7 +288,7 @@ class MainWindow(QMainWindow):
             self.model_controls.set_source(self.settings.model or None)
             self.model_controls.device.setCurrentText(self.settings.compute_device)
             self.model_controls.set_loading(False, f"still {self._model_status()} (the new one did not load)")
-        self.start_button.setEnabled(self.model is not None)
+        self._set_start_enabled(self.model is not None)
         self._error(message)
 
     def _browse_model(self) -> None:
@@ -296,8 +312,8 @@ class MainWindow(QMainWindow):
             self.start_streaming()
 
     def start_streaming(self) -> bool:
-        if self.model is None or self.chunk_controls.plan is None:
-            self._error("No model is loaded yet.")
+        if self.model is None or self.chunk_controls.plan is None or self.loader.busy:
+            self._error("No model is loaded yet." if self.model is None else "A model is still loading.")
             return False
         if self.session is not None and self.session.running:
             return False
@@ -324,6 +340,8 @@ class MainWindow(QMainWindow):
         self._reported_error = False
         self._reported_journal = False
         self.view.reset(session)
+        self.sensitivity_dialog.session = session
+        self.replay_dialog.follow(session, decoder)
         self.start_button.setText("Stop")
         self.source_controls.refresh.setEnabled(False)  # a PortAudio rescan would kill the stream
         return True
@@ -333,7 +351,7 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session.stop()
             self.start_button.setText("Stopping…")
-            self.start_button.setEnabled(False)
+            self._set_start_enabled(False)
 
     def _on_plan_changed(self, plan: ChunkPlan) -> None:
         s = self.chunk_controls.settings()
@@ -363,7 +381,7 @@ class MainWindow(QMainWindow):
             self._error(f"Streaming stopped: {session.error}. The transcript so far is kept.")
         if finished and self.start_button.text() != "Start":
             self.start_button.setText("Start")
-            self.start_button.setEnabled(True)
+            self._set_start_enabled(True)
             self.source_controls.refresh.setEnabled(True)
             self.sessionFinished.emit()
 
@@ -381,8 +399,9 @@ class MainWindow(QMainWindow):
         self.transcript.apply(update, self.confidence_box.isChecked())
         self.presentation.apply(update)
 
-    def _recolour(self) -> None:
-        """Colours switched: the one update that costs the whole transcript."""
+    def _redraw_transcript(self) -> None:
+        """The whole transcript drawn again (colours switched, recovered text put before the run):
+        the one update that costs the whole transcript."""
         update = self.history.full_update()
         status = self.session.status if self.session is not None else None
         tentative = status.tentative_text if status is not None else ""
@@ -419,13 +438,15 @@ class MainWindow(QMainWindow):
         fmt = path.suffix.lower().lstrip(".")
         record = {"text": committed, "words": [w.as_dict() for w in words], "model": self.model.name if self.model else None}
         write_atomic(path, render(fmt if fmt in FORMATS else "txt", committed, words, record))
+        self._saved_text = committed
 
-    def _save_dialog(self) -> None:
+    def _save_dialog(self) -> bool:
+        """Ask where, then save; whether the transcript was saved."""
         path, chosen = QFileDialog.getSaveFileName(
             self, "Save transcript", self.settings.last_folder,
             "Text (*.txt);;SubRip (*.srt);;WebVTT (*.vtt);;JSON with word times (*.json)")
         if not path:
-            return
+            return False
         target = Path(path)
         if target.suffix.lower().lstrip(".") not in FORMATS and "*." in chosen:
             # A name typed without an extension takes the chosen type's, so the format is the one picked.
@@ -433,11 +454,13 @@ class MainWindow(QMainWindow):
             # The dialog asked about replacing the name as typed, not this one.
             if target.exists() and QMessageBox.question(
                     self, "Save transcript", f"{target.name} already exists. Replace it?") != QMessageBox.Yes:
-                return
+                return False
         try:
             self.save_transcript(target)
         except OSError as exc:
             self._error(f"Could not save {target}: {exc.strerror or exc}")
+            return False
+        return True
 
     def toggle_presentation(self) -> None:
         if self.presentation.isVisible():
@@ -465,7 +488,40 @@ class MainWindow(QMainWindow):
         box.setObjectName("errorDialog")
         box.open()  # not exec(): the GUI timer keeps running behind the dialog
 
+    def _may_close(self) -> bool:
+        """Whether the window may close now: with ``confirm_close``, a transcript with text never
+        saved is saved or given up first (or the close is cancelled)."""
+        if not self.confirm_close:
+            return True
+        self._update_text()
+        committed = self.history.text()
+        if not committed or committed == self._saved_text:
+            return True
+        answer = QMessageBox.question(
+            self, "Close asrlive", f"The transcript ({len(committed.split())} words) has not been saved. "
+            "Save it before closing?", QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if answer == QMessageBox.Save:
+            return self._save_dialog()
+        return answer == QMessageBox.Discard
+
+    def close_from_terminal(self) -> None:
+        """Ctrl+C in the terminal: close without a question (the terminal may be all the user
+        sees, as with a virtual screen); a transcript never saved goes to stdout instead."""
+        self.confirm_close = False
+        self.close()
+        self._update_text()  # the run's last snapshot, after the abort
+        committed = self.history.text()
+        if committed and committed != self._saved_text:
+            print(committed, flush=True)
+
     def closeEvent(self, event) -> None:
+        if not self._may_close():
+            event.ignore()
+            return
+        # Gone from the screen at once; the waits below can take as long as a replay still running.
+        for window in (self.replay_dialog, self.sensitivity_dialog, self.presentation, self):
+            window.hide()
+        self._play_when_loaded = False  # a load ending during the waits must not start a run
         self.timer.stop()
         if self.session is not None:
             self.session.abort()
@@ -476,7 +532,6 @@ class MainWindow(QMainWindow):
         self.presentation.close()
         self.settings.confidence_colours = self.confidence_box.isChecked()
         self.settings.decoder = self.model_controls.decoder_kind()
-        self.settings.input_device = self.source_controls.selected_device_name()
         speed = self.source_controls.file_speed()
         self.settings.realtime_files = speed > 0
         self.settings.file_speed = speed or 1.0

@@ -15,8 +15,9 @@ from PySide6.QtWidgets import (QDialog, QGridLayout, QHBoxLayout, QLabel, QPlain
 from ..bench import COLUMNS, Replay, replay_plans
 from ..bench_report import HEADERS, format_cell
 from ..decoding import DecoderSpec
+from ..model import CTCModel
 from ..planner import ChunkSettings
-from ..session import LiveSession
+from ..session import RING_SECONDS, LiveSession
 from .controls import ChunkControls
 from .symbol_axis import SymbolAxis
 from .jobs import BackgroundJob
@@ -42,7 +43,7 @@ class ReplayDialog(QDialog):
         self.session: LiveSession | None = None
         self.decoder: DecoderSpec | None = None
         self.seconds = QSpinBox()
-        self.seconds.setRange(1, 120)
+        self.seconds.setRange(1, math.ceil(RING_SECONDS))  # a run asks for at most what is kept
         self.seconds.setValue(60)
         self.seconds.setSuffix(" s")
         self.run_button = QPushButton("Run both")
@@ -94,15 +95,18 @@ class ReplayDialog(QDialog):
         box.addWidget(self.table)
         self.result: Replay | None = None
 
-    def open_for(self, session: LiveSession, decoder: DecoderSpec) -> None:
+    def follow(self, session: LiveSession, decoder: DecoderSpec) -> None:
+        """Replay ``session`` (the newest run) from now on; its plan is plan A."""
         self.session, self.decoder = session, decoder
-        g = session.model.geometry
         for controls in self.plans:
-            controls.set_geometry(g)
+            controls.set_geometry(session.model.geometry)
         self.plans[0].set_values(session.plan.settings())
+
+    def open_for(self, session: LiveSession, decoder: DecoderSpec) -> None:
+        self.follow(session, decoder)
+        g = session.model.geometry
         oldest, newest = session.audio_extent()
         kept_s = (newest - oldest) / g.sample_rate
-        self.seconds.setMaximum(max(1, math.ceil(kept_s)))
         self.status.setText(f"{kept_s:.1f} s of audio kept")
         if self.result is None:  # empty plots on the scales a run will fill
             for plot, axis in zip(self.plots, self.axes):
@@ -122,17 +126,17 @@ class ReplayDialog(QDialog):
             self.status.setText("no audio kept to replay")
             return False
         model, decoder = session.model, self.decoder
-        if not self.job.start(lambda: replay_plans(model, audio, plans, decoder)):
+        if not self.job.start(lambda: (model, replay_plans(model, audio, plans, decoder))):
             return False
         self.run_button.setEnabled(False)
         self.status.setText(f"running {len(audio) / model.sample_rate:.1f} s of audio under both plans…")
         return True
 
-    def _show(self, result: Replay) -> None:
+    def _show(self, ran: tuple[CTCModel, Replay]) -> None:
+        model, result = ran  # the model it ran on: the session may have changed since
         self.result = result
         self.run_button.setEnabled(True)
         self.status.setText(f"offline transcript (the reference for CER): {result.offline_text[:120]}")
-        model = self.session.model
         dt = model.geometry.frame_seconds
         for plot, image, axis, text, lp, words, row in zip(self.plots, self.maps, self.axes, self.texts,
                                                           result.emissions, result.texts, result.rows):

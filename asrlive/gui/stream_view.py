@@ -28,6 +28,8 @@ LABEL_MAX_SECONDS = 20.0   # character labels only when the visible span is shor
 MAX_LABELS = 150
 LABEL_ROW_PX = 15
 LABEL_ROWS = 2             # the headroom above P(blank) = 1 holds two rows of letters
+HOVER_HINT = ("Hover over the plots to inspect a frame; click to pin it and pause, drag to scrub back, "
+              "double-click to follow live again.")
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,7 @@ class StreamView(QWidget):
         self._label_font = QFont()
         self._label_metrics = QFontMetricsF(self._label_font)
 
-        self.hover_label = QLabel("Hover over the plots to inspect a frame; click to pin it and pause, "
-                                  "drag to scrub back, double-click to follow live again.")
+        self.hover_label = QLabel(HOVER_HINT)
         self.hover_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         # Its one long line would otherwise set the window's minimum width, wider than a laptop screen.
         self.hover_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
@@ -150,11 +151,15 @@ class StreamView(QWidget):
 
     # -- state ---------------------------------------------------------------------------------
     def reset(self, session: LiveSession | None) -> None:
-        """Show ``session`` from its start (or nothing)."""
+        """Show ``session`` from its start (or nothing), following it live."""
+        self.set_paused(False)
         self.session = session
         self.selected_frame = None
         self.pinned_frame = None
         self.sensitivity = None
+        for line in self.cursor_lines:
+            line.hide()
+        self.hover_label.setText(HOVER_HINT)
         self.heat_image.clear()
         self.mel_image.clear()
         self.wave_curve.setData([], [])
@@ -204,6 +209,7 @@ class StreamView(QWidget):
             self.follow_button.setEnabled(paused)
             if not paused:
                 self.pinned_frame = None
+                self.sensitivity = None  # it belongs to the pin
             self.pausedChanged.emit(paused)
 
     def _set_interactive(self, on: bool) -> None:
