@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import logging
 import os
@@ -38,8 +39,6 @@ import torch
 from .errors import one_line
 from .whisper_ctc import CTCOutput, WhisperCTC, whisper_ctc_logits
 
-# Bump when the exported graphs change for the same weights.
-EXPORT_VERSION = 1
 OPSET = 17
 
 
@@ -53,12 +52,16 @@ def cache_dir() -> Path:
     return Path(base) / "onnx"
 
 
-def export_key(folder: Path) -> str:
-    """A name for the exported graphs of the model in ``folder``: its config and weights, the
-    torch and ONNX Runtime versions, and EXPORT_VERSION."""
+def export_key(net: torch.nn.Module, folder: Path) -> str:
+    """A name for the exported graphs of ``net``, loaded from ``folder``: its config and weights,
+    the torch and ONNX Runtime versions, and the source of the code the graphs are traced from
+    (this module and the one defining ``net``'s class: asrlive's Whisper model, or transformers'
+    modelling code, which changes with its version), so a change to any of them exports again."""
     import onnxruntime
 
-    digest = hashlib.sha256(f"{EXPORT_VERSION} {torch.__version__} {onnxruntime.__version__}".encode())
+    digest = hashlib.sha256(f"{torch.__version__} {onnxruntime.__version__} {OPSET}".encode())
+    for source in sorted({__file__, inspect.getsourcefile(type(net))}):
+        digest.update(Path(source).read_bytes())
     for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         digest.update(path.name.encode())
         with open(path, "rb") as f:
@@ -259,7 +262,7 @@ def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, int8: bool 
         raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
     whisper = isinstance(net, WhisperCTC)
     wrap = OnnxWhisperCTC if whisper else OnnxTransformersCTC
-    graphs = cache_dir() / export_key(folder)
+    graphs = cache_dir() / export_key(net, folder)
 
     def load():
         return wrap(net, graphs, threads, int8_graph(graphs / _LAST[whisper], progress) if int8 else None)

@@ -216,3 +216,22 @@ def test_onnxruntime_reads_the_silence_after_as_torch_does(own_cache, tiny_whisp
     plan = ChunkPlan.from_settings(ort.geometry, ChunkSettings(320, 1000, 320))
     np.testing.assert_allclose(stream_samples(ort, x, plan).log_probs,
                                stream_samples(tiny_whisper_silence_model, x, plan, reuse="none").log_probs, atol=1e-3)
+
+
+def test_the_export_is_redone_when_the_code_it_was_traced_from_changes(tiny_whisper_model, tmp_path, monkeypatch):
+    """The cache key covers the source the graphs come from (this package's Whisper model and
+    exporter, or transformers' modelling code of that version), not only the weights."""
+    from pathlib import Path
+
+    from asrlive import onnx_backend
+
+    net, folder = tiny_whisper_model.model, Path(tiny_whisper_model.name)
+    key = onnx_backend.export_key(net, folder)
+    assert onnx_backend.export_key(net, folder) == key
+    edited = tmp_path / "onnx_backend.py"
+    edited.write_text(Path(onnx_backend.__file__).read_text() + "\n# a change\n")
+    monkeypatch.setattr(onnx_backend, "__file__", str(edited))
+    assert onnx_backend.export_key(net, folder) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(onnx_backend.inspect, "getsourcefile", lambda cls: str(edited))
+    assert onnx_backend.export_key(net, folder) != key
