@@ -134,8 +134,9 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
         raise CLIError(str(exc), EXIT_MODEL) from exc
     audio = _analysis_audio(args, geometry.sample_rate)
     n = geometry.frames(len(audio))
-    if n < 10:
-        raise CLIError(f"audio too short for analysis: {n} frames", EXIT_BAD_INPUT)
+    if n < 10 or (args.empirical and rfa.locality_edit_start(geometry, n) >= len(audio)):
+        raise CLIError(f"audio too short for analysis: {len(audio) / geometry.sample_rate:.2f} s "
+                       f"({n} frames)", EXIT_BAD_INPUT)
     if model.max_window_frames is not None and n > model.max_window_frames:
         # The measurements run the network on the whole clip at once (gradients, context sweeps).
         raise CLIError(f"audio too long for analysis: {n} frames, and the model takes at most "
@@ -156,9 +157,10 @@ def _rf_measured(args: argparse.Namespace, geometry) -> int:
                 f"{r['frame']:>6} {str(tuple(r['analytic_span'])):>16} {rfa.span_text(r['conv_gradient_span']):>16} "
                 + " ".join(f"{r[f'mass{p}_left_ms']:>6.0f}/{r[f'mass{p}_right_ms']:<7.0f}" for p in (50, 90, 99))
                 + f" {str(tuple(r['nonzero_span_samples'])):>16}")
-        lines.append(f"conv features of frame {probe['middle_frame']} when only samples >100 ms outside its RF change: "
-                     f"max relative change {record['conv_feature_change_outside_rf']:.2e}"
-                     + (" (GroupNorm over time: not local)" if geometry.feat_extract_norm == "group" else " (local)"))
+        change = record["conv_feature_change_outside_rf"]
+        lines.append(f"conv features of frame {probe['middle_frame']} when only samples more than "
+                     f"{rfa.OUTSIDE_RF_MARGIN_S * 1000:.0f} ms outside its RF change: max relative change {change:.2e} "
+                     f"({rfa.locality_verdict(change, model.geometry, model.do_normalize)})")
         lines.append("log-prob change of frame %d from a 20 ms burst d ms after its RF: %s" % (
             probe["quarter_frame"], ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in record["output_change_by_distance"])))
     if args.sensitivity:

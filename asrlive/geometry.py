@@ -60,6 +60,17 @@ def layer_fields(kernels: list[int] | tuple[int, ...], strides: list[int] | tupl
     return fields
 
 
+def _pos_conv_span(config: Any) -> int | None:
+    """Frames one frame reaches through the positional conv embedding, as one kernel's size.
+    data2vec-audio stacks ``num_conv_pos_embeddings`` convs of ``conv_pos_kernel_size`` each;
+    the wav2vec2 family has one conv of ``num_conv_pos_embeddings``."""
+    n = getattr(config, "num_conv_pos_embeddings", None)
+    per_layer = getattr(config, "conv_pos_kernel_size", None)
+    if n is None or per_layer is None:
+        return n
+    return n * (per_layer - 1) + 1
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Conv front-end geometry of a CTC model, plus what else limits locality."""
@@ -82,7 +93,7 @@ class Geometry:
             kernels=kernels,
             strides=strides,
             sample_rate=sample_rate,
-            pos_conv_kernel=getattr(config, "num_conv_pos_embeddings", None),
+            pos_conv_kernel=_pos_conv_span(config),
             feat_extract_norm=getattr(config, "feat_extract_norm", None),
             do_normalize=do_normalize,
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import Geometry
 from .model import CTCModel
 
 MASS_LEVELS = (0.5, 0.9, 0.99)
@@ -227,7 +228,22 @@ def describe_context(context_ms: float | None) -> str:
 
 # The locality probe's protocol, the same for `asrlive rf --empirical` and the RF report.
 BURST_DISTANCES_MS = [0, 20, 50, 100, 200, 500, 1000, 2000]
-OUTSIDE_RF_MARGIN = 1600  # samples (100 ms): the edit starts this far past the frame's RF
+OUTSIDE_RF_MARGIN_S = 0.1  # the edit starts this far past the middle frame's RF
+
+
+def locality_edit_start(g: Geometry, n_frames: int) -> int:
+    """First sample the locality probe changes: ``OUTSIDE_RF_MARGIN_S`` past the middle frame's RF
+    (audio that ends before it is too short for the probe)."""
+    return g.frame_span(n_frames // 2)[1] + int(OUTSIDE_RF_MARGIN_S * g.sample_rate)
+
+
+def locality_verdict(change: float, g: Geometry, do_normalize: bool) -> str:
+    """The probe's conv-feature change in words, with what makes a front end non-local."""
+    if change == 0.0:
+        return "local"
+    causes = [why for why, on in (("GroupNorm over time in conv layer 0", g.feat_extract_norm == "group"),
+                                  ("per-window input normalisation", do_normalize)) if on]
+    return f"not local: {'; '.join(causes) or 'a front end that reads the whole window'}"
 
 
 def locality_probe(model: CTCModel, samples: np.ndarray) -> dict:
@@ -238,7 +254,7 @@ def locality_probe(model: CTCModel, samples: np.ndarray) -> dict:
     n = g.frames(len(samples))
     mid, quarter = n // 2, n // 4
     edit = np.zeros_like(samples)
-    start = g.frame_span(mid)[1] + OUTSIDE_RF_MARGIN
+    start = locality_edit_start(g, n)
     edit[start:] = np.random.default_rng(0).standard_normal(len(samples) - start) * 0.1
     return {"measured": measure_rf(model, samples, sorted({1, quarter, mid, 3 * n // 4, n - 2})),
             "middle_frame": mid, "conv_feature_change_outside_rf": conv_feature_change(model, samples, mid, edit),

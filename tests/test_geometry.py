@@ -90,3 +90,12 @@ def test_rf_cli_rejects_bad_lists(argv, capsys):
         raise SystemExit(code)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_data2vec_positional_convs_reach_through_every_layer():
+    """data2vec-audio's num_conv_pos_embeddings counts convs (5 of kernel 19), not a kernel."""
+    from transformers import Data2VecAudioConfig, Wav2Vec2Config
+
+    g = Geometry.from_config(Data2VecAudioConfig())
+    assert g.pos_conv_kernel == 5 * 18 + 1 and g.rf_with_pos_conv == 400 + 5 * 18 * 320
+    assert Geometry.from_config(Wav2Vec2Config()).pos_conv_kernel == 128

@@ -173,3 +173,33 @@ def test_context_grid_spans_the_sweep_reach_in_whole_frames():
     assert rfa.context_grid(30.0)[-1] == 990
     assert rfa.describe_context(None) == f"not within {rfa.SWEEP_REACH_MS} ms"
     assert rfa.describe_context(140.0) == "140 ms"
+
+
+def test_rf_empirical_names_what_makes_a_front_end_not_local(tmp_path, capsys):
+    """The verdict comes from the measurement: per-window normalisation is not local either."""
+    import soundfile as sf
+
+    folder = make_tiny_model(tmp_path / "normalising", do_normalize=True)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, (np.random.default_rng(5).standard_normal(40000) * 0.1).astype(np.float32), 16000)
+    assert main(["rf", "--model", str(folder), "--empirical", "--audio", str(wav), "--threads", "1"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("conv features of frame"))
+    assert "more than 100 ms" in line and line.endswith("(not local: per-window input normalisation)"), line
+
+
+def test_rf_empirical_on_audio_too_short_for_the_probe_is_one_line(tiny_model_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    wav = tmp_path / "short.wav"
+    sf.write(wav, (np.random.default_rng(5).standard_normal(3300) * 0.1).astype(np.float32), 16000)
+    assert main(["rf", "--model", str(tiny_model_dir), "--empirical", "--audio", str(wav), "--threads", "1"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "audio too short for analysis: 0.21 s (10 frames)" in err[0], err
+
+
+def test_the_locality_probe_margin_is_time_not_samples():
+    from asrlive.geometry import Geometry
+
+    wide, narrow = Geometry((400,), (160,), 16000), Geometry((200,), (80,), 8000)
+    assert rfa.locality_edit_start(wide, 20) - wide.frame_span(10)[1] == 1600
+    assert rfa.locality_edit_start(narrow, 20) - narrow.frame_span(10)[1] == 800
