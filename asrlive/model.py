@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,24 +60,108 @@ def _quiet_transformers() -> None:
 
 def load_geometry(source: str | os.PathLike | None = None) -> Geometry:
     """The model's geometry from its config files alone (no weights loaded)."""
-    where = str(embedded_model_dir() if source is None else Path(source).expanduser())
-    local = Path(where).is_dir()
+    where, local = _resolve(source)
     if local and is_whisper_ctc(Path(where)):
         return _whisper_ctc_geometry(Path(where))
-    from transformers import AutoConfig, AutoFeatureExtractor
-
     _quiet_transformers()
-    if not local and _looks_like_hub_id(where):
-        _check_hub(where)
+    return _hf_geometry(where, local, _hf_config(where, local))
+
+
+def _resolve(source: str | os.PathLike | None) -> tuple[str, bool]:
+    """Where the model is, a local folder (``~`` expanded) or a hub id, and whether it is local.
+    A hub id that is not cached must be fetchable: checked here, before transformers loads."""
+    if source is None:
+        path = embedded_model_dir()
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"the embedded model is missing from {path}; pass --model")
+    else:
+        path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path}: a model is a folder with config.json, not a file")
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{path}: not a model folder (no config.json)")
+        return str(path), True
+    if not _looks_like_hub_id(str(source)):
+        raise ModelLoadError(f"{source}: no such folder, and not a hub id of the form 'org/name'")
+    _check_hub(str(source))
+    return str(source), False
+
+
+def _fetch(loader, where: str, local: bool, **kw):
+    """``loader.from_pretrained(where)`` from the files at hand, the hub asked only where a hub
+    id's files are not cached: asking it about a cached model costs requests per file (and
+    retries for about a minute where it cannot be reached, forever where it never answers).
+    ``local``: never ask the hub."""
     try:
-        config = AutoConfig.from_pretrained(where, local_files_only=local, trust_remote_code=False)
+        with _no_conversion_bot():
+            return loader.from_pretrained(where, local_files_only=True, trust_remote_code=False, **kw)
+    except OSError:
+        if local:
+            raise
+    try:
+        return loader.from_pretrained(where, trust_remote_code=False, **kw)
+    except OSError as exc:
+        raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub does not give it "
+                             f"({one_line(exc)})") from exc
+
+
+@contextmanager
+def _no_conversion_bot():
+    """Keep transformers from asking the hub's safetensors conversion bot about a hub model's
+    weights, which it does even with local files only (from a background thread where it loads
+    cached pickled weights); this environment variable is its only switch."""
+    saved = os.environ.get("DISABLE_SAFETENSORS_CONVERSION")
+    os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["DISABLE_SAFETENSORS_CONVERSION"]
+        else:
+            os.environ["DISABLE_SAFETENSORS_CONVERSION"] = saved
+
+
+def _cache_knows(where: str, filename: str) -> bool:
+    """Whether the Hugging Face cache holds ``filename`` of hub model ``where``, or remembers
+    that the model has no such file."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return try_to_load_from_cache(where, filename) is not None
+
+
+def _hf_config(where: str, local: bool):
+    """A Hugging Face model's config, refused where its frames would not be the conv stack's."""
+    from transformers import AutoConfig
+
+    try:
+        config = _fetch(AutoConfig, where, local)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{where}: no readable model config ({type(exc).__name__})") from exc
+        raise ModelLoadError(f"{where}: unreadable model config ({one_line(exc)})") from exc
+    if getattr(config, "add_adapter", False):
+        # The adapter's padded strided convs subsample the conv stack's frames again: the
+        # geometry, and every window's frame count streaming relies on, would be wrong.
+        raise ModelLoadError(f"{where}: add_adapter=True in the config: the adapter subsamples the conv "
+                             "front end's frames, which asrlive cannot stream frame-exactly")
+    return config
+
+
+# What wav2vec2's feature extractor does when a model has no preprocessor_config.json.
+DEFAULT_SAMPLE_RATE, DEFAULT_DO_NORMALIZE = 16000, True
+
+
+def _hf_geometry(where: str, local: bool, config) -> Geometry:
+    """``config``'s geometry, with the sample rate and input normalisation of the model's
+    feature extractor (``DEFAULT_SAMPLE_RATE`` and ``DEFAULT_DO_NORMALIZE`` where it has none)."""
+    from transformers import AutoFeatureExtractor
+
+    # A hub model known to have no preprocessor_config.json is not asked about it again.
     try:
-        extractor = AutoFeatureExtractor.from_pretrained(where, local_files_only=local, trust_remote_code=False)
-        rate, norm = int(extractor.sampling_rate), bool(getattr(extractor, "do_normalize", False))
-    except (OSError, ValueError):
-        rate, norm = 16000, None
+        extractor = _fetch(AutoFeatureExtractor, where, local or _cache_knows(where, "preprocessor_config.json"))
+        rate = int(getattr(extractor, "sampling_rate", DEFAULT_SAMPLE_RATE))
+        norm = bool(getattr(extractor, "do_normalize", False))
+    except (OSError, ValueError, ModelLoadError):
+        rate, norm = DEFAULT_SAMPLE_RATE, DEFAULT_DO_NORMALIZE
     try:
         return Geometry.from_config(config, sample_rate=rate, do_normalize=norm)
     except ValueError as exc:
@@ -366,78 +451,45 @@ def _use_onnxruntime(model: CTCModel, required: bool, threads: int, int8: bool |
 
 def _load_float(source: str | os.PathLike | None = None, device: str = "auto", half: bool = False,
                allow_pickle: bool = False) -> CTCModel:
-    if source is None:
-        path = embedded_model_dir()
-        if not (path / "config.json").exists():
-            raise ModelLoadError(f"the embedded model is missing from {path}; pass --model")
-        source = path
-    path = Path(source).expanduser()
-    local = path.exists()
-    if local and not path.is_dir():
-        raise ModelLoadError(f"{path}: a model is a folder with config.json, not a file")
-    if not local and not _looks_like_hub_id(str(source)):
-        raise ModelLoadError(f"{source}: no such folder, and not a hub id of the form 'org/name'")
-    where = str(path) if local else str(source)
-    if local and is_whisper_ctc(path):
-        return _load_whisper_ctc(path, device, half)
-    if local and not (path / "config.json").exists():
-        raise ModelLoadError(f"{path}: not a model folder (no config.json)")
-    if not local:
-        _check_hub(where)  # before torch and transformers load: seconds the user need not wait
+    where, local = _resolve(source)
+    if local and is_whisper_ctc(Path(where)):
+        return _load_whisper_ctc(Path(where), device, half)
     import torch
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+    from transformers import AutoModelForCTC, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
 
     _quiet_transformers()
-    common = {"trust_remote_code": False}
-
-    def fetch(loader, **kw):
-        if local:
-            return loader.from_pretrained(where, local_files_only=True, **common, **kw)
-        try:
-            return loader.from_pretrained(where, local_files_only=True, **common, **kw)
-        except OSError:
-            pass  # not cached: ask the hub, which is where a user who named a hub id expects to go
-        try:
-            return loader.from_pretrained(where, **common, **kw)
-        except OSError as exc:
-            raise ModelLoadError(
-                f"{where}: cannot load from the Hugging Face hub (offline, or no such model) "
-                f"and it is not in the local cache"
-            ) from exc
-
-    try:
-        config = fetch(AutoConfig)
-    except ValueError as exc:
-        raise ModelLoadError(f"{where}: unreadable model config ({exc})") from exc
-    if config.model_type not in MODEL_FOR_CTC_MAPPING_NAMES or not any(
-        a.endswith("ForCTC") for a in (config.architectures or [])
+    config = _hf_config(where, local)
+    # Converted checkpoints often have no architectures: their model type decides, and the
+    # weights must then hold the CTC head (checked once they load).
+    if config.model_type not in MODEL_FOR_CTC_MAPPING_NAMES or (
+        config.architectures and not any(a.endswith("ForCTC") for a in config.architectures)
     ):
         raise ModelLoadError(f"{where}: not a CTC model (model type '{config.model_type}', "
                              f"architectures {config.architectures})")
     try:
-        tokenizer = fetch(AutoTokenizer)
+        tokenizer = _fetch(AutoTokenizer, where, local)
     except (OSError, ValueError, TypeError, ModelLoadError) as exc:
         raise ModelLoadError(f"{where}: no usable CTC vocabulary (vocab.json / tokenizer files)") from exc
     if getattr(tokenizer, "pad_token_id", None) is None or not tokenizer.get_vocab():
         raise ModelLoadError(f"{where}: the tokenizer has no vocabulary or no pad (blank) token")
-    try:
-        extractor = fetch(AutoFeatureExtractor)
-        sample_rate = int(getattr(extractor, "sampling_rate", 16000))
-        do_normalize = bool(getattr(extractor, "do_normalize", False))
-    except (OSError, ValueError, ModelLoadError):
-        sample_rate, do_normalize = 16000, True  # wav2vec2 defaults when no preprocessor_config.json
+    geometry = _hf_geometry(where, local, config)
 
     dev = pick_device(device)
     dtype = torch.float16 if half and dev != "cpu" else torch.float32
-    if local and not any(path.glob("*.safetensors")):
-        if not allow_pickle:
-            raise ModelLoadError(f"{path}: no .safetensors weights; pickled weights (.bin) are refused "
-                                 "unless --allow-pickle is given (they can run code when loaded)")
+    if not allow_pickle and _pickled_only(where, local):
+        raise ModelLoadError(f"{where}: no .safetensors weights; pickled weights (.bin) are refused "
+                             "unless --allow-pickle is given (they can run code when loaded)")
     try:
-        model = fetch(AutoModelForCTC, use_safetensors=None if allow_pickle else True, dtype=dtype)
+        # Mismatched weights load random-initialised, to be named below rather than in the
+        # report transformers would log (which _quiet_transformers hides).
+        model, info = _fetch(AutoModelForCTC, where, local, use_safetensors=None if allow_pickle else True,
+                             dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True)
+    except ModelLoadError:
+        raise
     except (ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"{where}: weights do not load ({exc})") from exc
+        raise ModelLoadError(f"{where}: weights do not load ({one_line(exc)})") from exc
+    _check_loaded(where, model, info)
     model.to(dev).eval()
 
     vocab_map = tokenizer.get_vocab()
@@ -449,12 +501,46 @@ def _load_float(source: str | os.PathLike | None = None, device: str = "auto", h
     delim = getattr(tokenizer, "word_delimiter_token", None)
     return CTCModel(
         model=model,
-        name=str(source),
+        name=where,
         vocab=vocab,
         blank_id=int(tokenizer.pad_token_id),
         word_delimiter=delim if delim in vocab_map else None,
-        geometry=Geometry.from_config(config, sample_rate=sample_rate, do_normalize=do_normalize),
+        geometry=geometry,
         device=dev,
         dtype=dtype,
-        do_normalize=do_normalize,
+        do_normalize=bool(geometry.do_normalize),
     )
+
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _pickled_only(where: str, local: bool) -> bool:
+    """Whether the weights at hand are pickled only: a local folder without .safetensors, or a
+    hub model whose cache holds pickled weights and no safetensors ones (to be refused as such,
+    not looked for on the hub as if the model were not cached)."""
+    if local:
+        return not any(Path(where).glob("*.safetensors"))
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(names: tuple[str, ...]) -> bool:
+        return any(isinstance(try_to_load_from_cache(where, name), str) for name in names)
+
+    return cached(PICKLED_WEIGHTS) and not cached(SAFE_WEIGHTS)
+
+
+def _check_loaded(where: str, model, info: dict) -> None:
+    """Refuse a model that would run on random weights: ones the checkpoint has in another shape
+    than the config's, or a CTC head the checkpoint lacks."""
+    mismatched = {key: (found, wanted) for key, found, wanted in info["mismatched_keys"]}
+    if mismatched:
+        order = {key: i for i, key in enumerate(model.state_dict())}
+        first = min(mismatched, key=lambda key: order.get(key, len(order)))
+        found, wanted = mismatched[first]
+        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        raise ModelLoadError(f"{where}: the weights do not fit the config: {first} is {tuple(found)} in the "
+                             f"weights, {tuple(wanted)} by the config{more}")
+    if any(key.startswith("lm_head.") for key in info["missing_keys"]):
+        raise ModelLoadError(f"{where}: the weights have no CTC head (lm_head), which would be random: "
+                             "not a model fine-tuned for CTC")
