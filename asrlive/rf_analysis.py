@@ -240,7 +240,7 @@ def locality_edit_start(g: Geometry, n_frames: int) -> int:
 def locality_verdict(change: float, g: Geometry, do_normalize: bool) -> str:
     """The probe's conv-feature change in words, with what makes a front end non-local."""
     if change == 0.0:
-        return "local"
+        return "local: exactly unchanged"
     causes = [why for why, on in (("GroupNorm over time in conv layer 0", g.feat_extract_norm == "group"),
                                   ("per-window input normalisation", do_normalize)) if on]
     return f"not local: {'; '.join(causes) or 'a front end that reads the whole window'}"

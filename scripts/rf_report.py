@@ -72,8 +72,10 @@ def plot_png(path: Path, title: str, series: list[tuple[str, np.ndarray, np.ndar
         item.plot(x, y, pen=pg.mkPen(colour, width=2), name=name)
     for x, colour in marks:
         item.addItem(pg.InfiniteLine(x, angle=90, pen=pg.mkPen(colour, style=pg.QtCore.Qt.DashLine)))
+    plot.show()  # laid out at its size first: unlaid, the export cut the title and ran the x label into the ticks
+    QApplication.processEvents()
     exporter = pg.exporters.ImageExporter(item)
-    exporter.parameters()["width"] = 900
+    exporter.parameters()["width"] = plot.width()
     exporter.export(str(path))
 
 
@@ -116,8 +118,8 @@ def rf_section(name: str, model, audio: np.ndarray, out: Path, slug: str) -> lis
              marks=[(-g.rf / 2 / g.sample_rate * 1000, "#1f4e79"), (g.rf / 2 / g.sample_rate * 1000, "#1f4e79")])
     lines += ["", f"![gradient of frame {mid}]({png})", ""]
     change, by_distance = probe["conv_feature_change_outside_rf"], probe["output_change_by_distance"]
-    lines += [f"Conv features of frame {mid} when only samples more than 100 ms past its RF change: max relative "
-              f"change **{change:.2e}** ({'not local: GroupNorm over time in conv layer 0' if change > 1e-6 else 'local: exactly unchanged'}).", "",
+    lines += [f"Conv features of frame {mid} when only samples more than {rfa.OUTSIDE_RF_MARGIN_S * 1000:.0f} ms past its RF change: max relative "
+              f"change **{change:.2e}** ({rfa.locality_verdict(change, g, model.do_normalize)}).", "",
               f"Log-prob change (max abs) of frame {probe['quarter_frame']} from a 20 ms noise burst d ms after its conv RF: "
               + ", ".join(f"{d:.0f} ms: {v:.3f}" for d, v in by_distance)
               + " — attention" + (" (and the positional conv)" if g.pos_conv_kernel else "")
