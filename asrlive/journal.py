@@ -52,7 +52,12 @@ class TranscriptJournal:
                 continue
         # Held while the run writes (the system drops it when the process dies, kill -9 too): a
         # second asrlive started meanwhile must not offer this live run's text back and settle it.
-        fcntl.flock(self._file, fcntl.LOCK_EX)
+        # Best effort: where the file system has no locks (some network mounts) the journal
+        # still works, as before there was a lock; the file is new, so nothing holds it.
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass
         self._write({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": label, "model": model})
 
     def _write(self, record: dict) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,12 @@ def configure_torch_threads(threads: int | None = None) -> int:
     return n
 
 
+# transformers asks the hub's safetensors conversion bot about a hub model's pickled weights even
+# with local files only (from a background thread), and online it would ask the bot to convert
+# them: asrlive wants neither. Set once, here: the environment is not for switching per load.
+os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -75,7 +80,10 @@ def _resolve(source: str | os.PathLike | None) -> tuple[str, bool]:
         if not (path / "config.json").exists():
             raise ModelLoadError(f"the embedded model is missing from {path}; pass --model")
     else:
-        path = Path(source).expanduser()
+        try:
+            path = Path(source).expanduser()
+        except RuntimeError as exc:  # "~nosuchuser/..."
+            raise ModelLoadError(f"{source}: {one_line(exc)}") from exc
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"{path}: a model is a folder with config.json, not a file")
@@ -84,7 +92,10 @@ def _resolve(source: str | os.PathLike | None) -> tuple[str, bool]:
         return str(path), True
     if not _looks_like_hub_id(str(source)):
         raise ModelLoadError(f"{source}: no such folder, and not a hub id of the form 'org/name'")
-    _check_hub(str(source))
+    try:
+        _check_hub(str(source))
+    except ValueError as exc:  # huggingface_hub's check of the id's characters
+        raise ModelLoadError(f"{source}: not a valid hub id ({one_line(exc)})") from exc
     return str(source), False
 
 
@@ -94,8 +105,7 @@ def _fetch(loader, where: str, local: bool, **kw):
     retries for about a minute where it cannot be reached, forever where it never answers).
     ``local``: never ask the hub."""
     try:
-        with _no_conversion_bot():
-            return loader.from_pretrained(where, local_files_only=True, trust_remote_code=False, **kw)
+        return loader.from_pretrained(where, local_files_only=True, trust_remote_code=False, **kw)
     except OSError:
         if local:
             raise
@@ -104,22 +114,6 @@ def _fetch(loader, where: str, local: bool, **kw):
     except OSError as exc:
         raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub does not give it "
                              f"({one_line(exc)})") from exc
-
-
-@contextmanager
-def _no_conversion_bot():
-    """Keep transformers from asking the hub's safetensors conversion bot about a hub model's
-    weights, which it does even with local files only (from a background thread where it loads
-    cached pickled weights); this environment variable is its only switch."""
-    saved = os.environ.get("DISABLE_SAFETENSORS_CONVERSION")
-    os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["DISABLE_SAFETENSORS_CONVERSION"]
-        else:
-            os.environ["DISABLE_SAFETENSORS_CONVERSION"] = saved
 
 
 def _cache_knows(where: str, filename: str) -> bool:

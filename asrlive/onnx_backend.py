@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -60,14 +61,25 @@ def export_key(net: torch.nn.Module, folder: Path) -> str:
     import onnxruntime
 
     digest = hashlib.sha256(f"{torch.__version__} {onnxruntime.__version__} {OPSET}".encode())
-    for source in sorted({__file__, inspect.getsourcefile(type(net))}):
-        digest.update(Path(source).read_bytes())
+    for name in sorted({__name__, type(net).__module__}):
+        digest.update(_code_of(sys.modules[name]).encode())
     for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         digest.update(path.name.encode())
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:32]
+
+
+def _code_of(module) -> str:
+    """A module's source, or where none is readable (a sourceless or compiled install) its name
+    and its package's version; with the package's version either way, for code it shares."""
+    package = sys.modules.get(module.__name__.partition(".")[0])
+    version = f"{module.__name__} {getattr(package, '__version__', '')}"
+    try:
+        return version + inspect.getsource(module)
+    except (OSError, TypeError):
+        return version
 
 
 class _Part(torch.nn.Module):
@@ -262,7 +274,10 @@ def on_onnxruntime(net: torch.nn.Module, folder: Path, threads: int, int8: bool 
         raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
     whisper = isinstance(net, WhisperCTC)
     wrap = OnnxWhisperCTC if whisper else OnnxTransformersCTC
-    graphs = cache_dir() / export_key(net, folder)
+    try:
+        graphs = cache_dir() / export_key(net, folder)
+    except OSError as exc:  # the model files cannot be read for the key: torch reads them its own way
+        raise OnnxUnavailable(f"ONNX Runtime cannot run {folder.name} ({one_line(exc)})") from exc
 
     def load():
         return wrap(net, graphs, threads, int8_graph(graphs / _LAST[whisper], progress) if int8 else None)

@@ -787,6 +787,26 @@ def test_ctrl_c_in_the_terminal_closes_without_asking_and_prints_the_unsaved_tex
     assert capsys.readouterr().out.strip() == w.history.text() != ""
 
 
+def test_ctrl_c_while_the_close_question_is_open_still_closes(qtbot, tmp_path, sentence_wav, tiny_model_dir,
+                                                              monkeypatch, capsys):
+    path, _ = sentence_wav
+    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
+                   journaling=False, confirm_close=True)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
+    w.show()
+    stream_file(qtbot, w, path)
+
+    def ctrl_c_meanwhile(*args, **kwargs):
+        w.close_from_terminal()  # its own close is ignored by Qt: this one is under way
+        return QMessageBox.Cancel
+
+    monkeypatch.setattr("asrlive.gui.main_window.QMessageBox.question", ctrl_c_meanwhile)
+    w.close()
+    assert not w.isVisible()
+    assert capsys.readouterr().out.strip() == w.history.text() != ""
+
+
 def test_the_input_device_is_remembered_when_picked_not_when_missing(qtbot, tmp_path, tiny_model_dir, monkeypatch):
     """A saved microphone that is not there this session (unplugged) is still the choice next time."""
     from asrlive.audio.devices import InputDevice

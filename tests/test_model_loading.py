@@ -201,3 +201,11 @@ def test_missing_preprocessor_config_means_normalised_input_everywhere(tmp_path,
     assert load_model(folder, device="cpu").do_normalize is True
     assert main(["rf", "--model", str(folder)]) == 0
     assert "per-window input normalisation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("source", ["org/na me", "org/name.", "~nosuchuser-asrlive/model"])
+def test_a_malformed_model_name_is_one_line(source):
+    for load in (load_geometry, lambda s: load_model(s, device="cpu")):
+        with pytest.raises(ModelLoadError) as caught:
+            load(source)
+        assert "\n" not in str(caught.value) and source in str(caught.value)

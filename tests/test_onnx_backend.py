@@ -218,9 +218,11 @@ def test_onnxruntime_reads_the_silence_after_as_torch_does(own_cache, tiny_whisp
                                stream_samples(tiny_whisper_silence_model, x, plan, reuse="none").log_probs, atol=1e-3)
 
 
-def test_the_export_is_redone_when_the_code_it_was_traced_from_changes(tiny_whisper_model, tmp_path, monkeypatch):
+def test_the_export_is_redone_when_the_code_it_was_traced_from_changes(tiny_whisper_model, monkeypatch):
     """The cache key covers the source the graphs come from (this package's Whisper model and
-    exporter, or transformers' modelling code of that version), not only the weights."""
+    exporter, or transformers' modelling code and version), not only the weights; where no
+    source can be read (a sourceless install) it still makes a key."""
+    import inspect
     from pathlib import Path
 
     from asrlive import onnx_backend
@@ -228,10 +230,24 @@ def test_the_export_is_redone_when_the_code_it_was_traced_from_changes(tiny_whis
     net, folder = tiny_whisper_model.model, Path(tiny_whisper_model.name)
     key = onnx_backend.export_key(net, folder)
     assert onnx_backend.export_key(net, folder) == key
-    edited = tmp_path / "onnx_backend.py"
-    edited.write_text(Path(onnx_backend.__file__).read_text() + "\n# a change\n")
-    monkeypatch.setattr(onnx_backend, "__file__", str(edited))
+    real = inspect.getsource
+    monkeypatch.setattr(onnx_backend.inspect, "getsource", lambda module: real(module) + "# a change\n")
     assert onnx_backend.export_key(net, folder) != key
-    monkeypatch.undo()
-    monkeypatch.setattr(onnx_backend.inspect, "getsourcefile", lambda cls: str(edited))
-    assert onnx_backend.export_key(net, folder) != key
+
+    def sourceless(module):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(onnx_backend.inspect, "getsource", sourceless)
+    assert onnx_backend.export_key(net, folder) not in (key, "")
+
+
+def test_a_model_whose_files_cannot_be_read_for_the_key_runs_on_torch(own_cache, tiny_whisper_model, monkeypatch):
+    from asrlive import onnx_backend
+
+    def unreadable(net, folder):
+        raise PermissionError(13, "Permission denied", str(folder / "head.safetensors"))
+
+    monkeypatch.setattr(onnx_backend, "export_key", unreadable)
+    assert load_model(tiny_whisper_model.name, device="cpu", backend="auto").backend == "torch"
+    with pytest.raises(ModelLoadError, match="Permission denied"):
+        load_model(tiny_whisper_model.name, device="cpu", backend="onnxruntime")

@@ -220,6 +220,20 @@ def test_very_long_file_streams_in_bounded_memory(tmp_path, tiny_model_dir):
     assert peaks[20] - peaks[1] < 60, peaks
 
 
+def test_a_file_system_without_locks_still_keeps_the_journal(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(f, how):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    journal = TranscriptJournal("test", "m", tmp_path)
+    journal.append("HELLO WORLD", 1.0)
+    _died(journal)
+    assert [p.text for p in pending_journals(tmp_path)] == ["HELLO WORLD"]
+
+
 def test_old_closed_journals_are_pruned(tmp_path):
     from asrlive import journal as jmod
 

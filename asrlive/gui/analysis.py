@@ -153,7 +153,9 @@ class SensitivityDialog(QDialog):
 
 def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:
     """Measure when the toggle is on and a frame is pinned; draw the result on the waveform. A
-    result for another frame or run than the one pinned now is dropped, and the pinned one asked for."""
+    result for another frame or run than the one pinned now is dropped, and the pinned one asked
+    for; so is a failure."""
+    asked: list[tuple[object, int]] = []  # the (session, frame) measured last
 
     def request() -> None:
         if not checkbox.isChecked():
@@ -164,6 +166,7 @@ def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:
             return
         if probe.busy:
             return  # asked again when the running measurement ends
+        asked[:] = [(view.session, view.pinned_frame)]
         problem = probe.probe(view.session, view.pinned_frame)
         if problem:
             view.hover_label.setText(f"Gradient sensitivity: {problem}.")
@@ -177,7 +180,13 @@ def attach_gradient_toggle(view, probe: GradientProbe, checkbox) -> None:
             view.sensitivity = (frame, times, values)
             view.refresh()
 
+    def failed(message: str) -> None:
+        if asked and asked[0] != (view.session, view.pinned_frame):
+            request()  # the failure was for a frame no longer pinned
+            return
+        view.hover_label.setText(f"Gradient sensitivity failed: {message}")
+
     checkbox.toggled.connect(lambda _: request())
     view.framePinned.connect(lambda _: request())
     probe.done.connect(show)
-    probe.failed.connect(lambda msg: view.hover_label.setText(f"Gradient sensitivity failed: {msg}"))
+    probe.failed.connect(failed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from ..audio.devices import DeviceError
@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.journaling = journaling
         self.confirm_close = confirm_close
+        self._print_unsaved = False  # closing from the terminal: unsaved text goes to stdout
         self._saved_text = ""
         self.setWindowTitle("asrlive")
         self.store = settings_store or QSettings("asrlive", "asrlive")
@@ -500,6 +501,8 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(
             self, "Close asrlive", f"The transcript ({len(committed.split())} words) has not been saved. "
             "Save it before closing?", QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if not self.confirm_close:  # Ctrl+C in the terminal while the question was open
+            return True
         if answer == QMessageBox.Save:
             return self._save_dialog()
         return answer == QMessageBox.Discard
@@ -508,11 +511,14 @@ class MainWindow(QMainWindow):
         """Ctrl+C in the terminal: close without a question (the terminal may be all the user
         sees, as with a virtual screen); a transcript never saved goes to stdout instead."""
         self.confirm_close = False
-        self.close()
-        self._update_text()  # the run's last snapshot, after the abort
-        committed = self.history.text()
-        if committed and committed != self._saved_text:
-            print(committed, flush=True)
+        self._print_unsaved = True
+        question = QApplication.activeModalWidget()
+        if question is not None:
+            # A close already asks (a close inside it would be ignored): its answer is dropped
+            # and that close goes on.
+            question.reject()
+        else:
+            self.close()
 
     def closeEvent(self, event) -> None:
         if not self._may_close():
@@ -538,6 +544,11 @@ class MainWindow(QMainWindow):
         self.settings.save(self.store)
         self.store.setValue("window_geometry", self.saveGeometry())
         self.store.sync()
+        if self._print_unsaved:
+            self._update_text()  # the run's last snapshot, after the abort
+            committed = self.history.text()
+            if committed and committed != self._saved_text:
+                print(committed, flush=True)
         super().closeEvent(event)
 
 
