@@ -116,6 +116,13 @@ def _fetch(loader, where: str, local: bool, **kw):
                              f"({one_line(exc)})") from exc
 
 
+def _in_cache(where: str, filename: str) -> bool:
+    """Whether the Hugging Face cache holds ``filename`` of hub model ``where``."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(where, filename), str)
+
+
 def _cache_knows(where: str, filename: str) -> bool:
     """Whether the Hugging Face cache holds ``filename`` of hub model ``where``, or remembers
     that the model has no such file."""
@@ -359,9 +366,9 @@ def _hub_reachable(endpoint: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
 def _check_hub(where: str) -> None:
     """Fail at once, in one line, when a hub model that is not cached cannot be fetched:
     without this, huggingface_hub retries for about 30 s and logs each retry."""
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
 
-    if isinstance(try_to_load_from_cache(where, "config.json"), str):
+    if _in_cache(where, "config.json"):
         return
     if constants.HF_HUB_OFFLINE:
         raise ModelLoadError(f"{where}: not in the local Hugging Face cache, and the hub is off (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set)")
@@ -516,12 +523,8 @@ def _pickled_only(where: str, local: bool) -> bool:
     not looked for on the hub as if the model were not cached)."""
     if local:
         return not any(Path(where).glob("*.safetensors"))
-    from huggingface_hub import try_to_load_from_cache
-
-    def cached(names: tuple[str, ...]) -> bool:
-        return any(isinstance(try_to_load_from_cache(where, name), str) for name in names)
-
-    return cached(PICKLED_WEIGHTS) and not cached(SAFE_WEIGHTS)
+    return (any(_in_cache(where, name) for name in PICKLED_WEIGHTS)
+            and not any(_in_cache(where, name) for name in SAFE_WEIGHTS))
 
 
 def _check_loaded(where: str, model, info: dict) -> None:
