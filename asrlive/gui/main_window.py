@@ -494,9 +494,8 @@ class MainWindow(QMainWindow):
         saved is saved or given up first (or the close is cancelled)."""
         if not self.confirm_close:
             return True
-        self._update_text()
-        committed = self.history.text()
-        if not committed or committed == self._saved_text:
+        committed = self._unsaved_text()
+        if not committed:
             return True
         answer = QMessageBox.question(
             self, "Close asrlive", f"The transcript ({len(committed.split())} words) has not been saved. "
@@ -506,6 +505,12 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.Save:
             return self._save_dialog()
         return answer == QMessageBox.Discard
+
+    def _unsaved_text(self) -> str:
+        """The committed transcript as of the run's latest snapshot, or "" when it was saved as it is."""
+        self._update_text()
+        committed = self.history.text()
+        return "" if committed == self._saved_text else committed
 
     def close_from_terminal(self) -> None:
         """Ctrl+C in the terminal: close without a question (the terminal may be all the user
@@ -544,11 +549,8 @@ class MainWindow(QMainWindow):
         self.settings.save(self.store)
         self.store.setValue("window_geometry", self.saveGeometry())
         self.store.sync()
-        if self._print_unsaved:
-            self._update_text()  # the run's last snapshot, after the abort
-            committed = self.history.text()
-            if committed and committed != self._saved_text:
-                print(committed, flush=True)
+        if self._print_unsaved and (committed := self._unsaved_text()):  # after the abort: the run's last words
+            print(committed, flush=True)
         super().closeEvent(event)
 
 
