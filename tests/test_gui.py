@@ -744,14 +744,19 @@ def test_a_gradient_for_a_frame_no_longer_pinned_is_not_drawn(qtbot, tmp_path, s
     assert w.view.sensitivity is None
 
 
-def test_closing_with_a_transcript_never_saved_asks_first(qtbot, tmp_path, sentence_wav, tiny_model_dir, monkeypatch):
-    path, _ = sentence_wav
-    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
+def app_with_a_transcript(qtbot, tmp_path, model_dir, path) -> MainWindow:
+    """The app as run_app makes it (asking before closing), on screen, after streaming ``path``."""
+    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(model_dir),
                    journaling=False, confirm_close=True)
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
     w.show()
     stream_file(qtbot, w, path)
+    return w
+
+
+def test_closing_with_a_transcript_never_saved_asks_first(qtbot, tmp_path, sentence_wav, tiny_model_dir, monkeypatch):
+    w = app_with_a_transcript(qtbot, tmp_path, tiny_model_dir, sentence_wav[0])
     w.on_tick()
     asked = []
 
@@ -775,13 +780,7 @@ def test_closing_with_a_transcript_never_saved_asks_first(qtbot, tmp_path, sente
 
 def test_ctrl_c_in_the_terminal_closes_without_asking_and_prints_the_unsaved_text(qtbot, tmp_path, sentence_wav,
                                                                                   tiny_model_dir, capsys):
-    path, _ = sentence_wav
-    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
-                   journaling=False, confirm_close=True)
-    qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
-    w.show()
-    stream_file(qtbot, w, path)
+    w = app_with_a_transcript(qtbot, tmp_path, tiny_model_dir, sentence_wav[0])
     w.close_from_terminal()
     assert not w.isVisible()
     assert capsys.readouterr().out.strip() == w.history.text() != ""
@@ -789,13 +788,7 @@ def test_ctrl_c_in_the_terminal_closes_without_asking_and_prints_the_unsaved_tex
 
 def test_ctrl_c_while_the_close_question_is_open_still_closes(qtbot, tmp_path, sentence_wav, tiny_model_dir,
                                                               monkeypatch, capsys):
-    path, _ = sentence_wav
-    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), initial_model=str(tiny_model_dir),
-                   journaling=False, confirm_close=True)
-    qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.model is not None, timeout=60000)
-    w.show()
-    stream_file(qtbot, w, path)
+    w = app_with_a_transcript(qtbot, tmp_path, tiny_model_dir, sentence_wav[0])
 
     def ctrl_c_meanwhile(*args, **kwargs):
         w.close_from_terminal()  # its own close is ignored by Qt: this one is under way
